@@ -1,0 +1,63 @@
+"""Replay throughput (events/s on one core) as a ratio to the parse-only ceiling, and state size.
+
+    .venv/bin/python benchmarks/replay_bench.py [--days 4] [--reads-per-minute 40] [--runs 3]
+
+Parse-only = msgspec typed decode of the same records; replay = decode + dedupe + engine.
+Figures are medians of ``--runs`` runs, both measured in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from insights import EngineConfig, InsightEngine, decode_message
+from streams.simulate import Scenario, generate, render
+
+
+def parse_only(lines: list[bytes]) -> float:
+    started = time.perf_counter()
+    for line in lines:
+        decode_message(line)
+    return len(lines) / (time.perf_counter() - started)
+
+
+def replay(lines: list[bytes]) -> tuple[float, InsightEngine]:
+    engine = InsightEngine(EngineConfig())
+    started = time.perf_counter()
+    for line in lines:
+        engine.process_many(decode_message(line).events)
+    engine.flush()
+    return len(lines) / (time.perf_counter() - started), engine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=4)
+    parser.add_argument("--reads-per-minute", type=float, default=40.0)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    scenario = Scenario(days=args.days, reads_per_minute=args.reads_per_minute, anomaly_day=2)
+    lines = list(render(generate(scenario)))
+    size = sum(map(len, lines)) / len(lines)
+    parse_rates, replay_rates = [], []
+    engine = None
+    for _ in range(args.runs):
+        parse_rates.append(parse_only(lines))
+        rate, engine = replay(lines)
+        replay_rates.append(rate)
+    assert engine is not None
+    p, r = statistics.median(parse_rates), statistics.median(replay_rates)
+    state = engine.save_state()
+    print(f"records: {len(lines):,} of {size:,.0f} bytes on average")
+    print(f"parse-only: {p:,.0f} events/s   replay: {r:,.0f} events/s   ratio {r / p:.2f}")
+    print(
+        f"analysed share: {engine.stats.analysed / engine.stats.events:.2f}; "
+        f"keys: {engine.keys_tracked}; snapshot {len(state) / max(engine.keys_tracked, 1):,.0f} "
+        f"bytes/key (includes open minutes and dedupe ids)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Who and what drives an insight: top principals, user agents and error codes.
+
+Baseline side: per key and attribute, a 5-slot *space-saving* sketch (Metwally et al., 2005)
+of forward-decayed counts, held column-wise and merged once per closed minute, vectorized over
+all (key, value) pairs of that minute. Memory is fixed: 5 value ids and 5 weights per attribute
+per key. Insight side: exact counts over the minutes of the insight (few keys are in an insight
+at a time).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ATTRIBUTES", "TOP_N", "AttributionTable", "InsightAttribution", "Interner"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+ATTRIBUTES = ("userIdentityArn", "userAgent", "errorCode")
+TOP_N = 5
+_SLOTS = TOP_N
+
+
+class Interner:
+    """Maps attribute values (ARNs, user agents, error codes) to small integer ids.
+
+    Examples:
+        >>> names = Interner()
+        >>> names.id("arn:a"), names.id("arn:b"), names.id("arn:a"), names.value(1)
+        (0, 1, 0, 'arn:b')
+    """
+
+    def __init__(self, values: list[str] | None = None) -> None:
+        self._values: list[str] = list(values or [])
+        self._ids = {value: index for index, value in enumerate(self._values)}
+
+    def id(self, value: str) -> int:
+        """Return the id of ``value``, assigning the next one if it is new."""
+        found = self._ids.get(value)
+        if found is None:
+            found = len(self._values)
+            self._ids[value] = found
+            self._values.append(value)
+        return found
+
+    def value(self, ident: int) -> str:
+        """Return the value of an id."""
+        return self._values[ident]
+
+    def values(self) -> list[str]:
+        """All values in id order (for state snapshots)."""
+        return list(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class AttributionTable:
+    """Space-saving sketches of every key's baseline attributions, column-wise."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.ids = np.full((capacity, len(ATTRIBUTES), _SLOTS), -1, dtype=np.int32)
+        self.weights = np.zeros((capacity, len(ATTRIBUTES), _SLOTS), dtype=np.float32)
+
+    def ensure(self, size: int) -> None:
+        """Grow so that rows ``< size`` exist."""
+        capacity = self.ids.shape[0]
+        if size <= capacity:
+            return
+        while capacity < size:
+            capacity *= 2
+        ids = np.full((capacity, len(ATTRIBUTES), _SLOTS), -1, dtype=np.int32)
+        weights = np.zeros((capacity, len(ATTRIBUTES), _SLOTS), dtype=np.float32)
+        ids[: self.ids.shape[0]] = self.ids
+        weights[: self.weights.shape[0]] = self.weights
+        self.ids, self.weights = ids, weights
+
+    def rescale(self, rows: IntArray, factor: float) -> None:
+        """Multiply the decayed weights of ``rows`` after their stream was rebased."""
+        self.weights[rows] *= np.float32(factor)
+
+    def add(self, rows: IntArray, values: IntArray, counts: FloatArray, weight: float) -> None:
+        """Merge one minute's counts for one attribute per row.
+
+        ``rows``, ``values`` and ``counts`` are parallel, sorted by (row, value), one entry per
+        distinct pair; ``values`` carry the attribute index in their top bits (see
+        :meth:`merge_minute`).
+        """
+        attr = values >> 32
+        vals = (values & 0xFFFFFFFF).astype(np.int32)
+        current = self.ids[rows, attr]
+        match = current == vals[:, None]
+        matched = match.any(axis=1)
+        if matched.any():
+            slot = match.argmax(axis=1)[matched]
+            np.add.at(
+                self.weights,
+                (rows[matched], attr[matched], slot),
+                (counts[matched] * weight).astype(np.float32),
+            )
+        pending = ~matched
+        while pending.any():
+            idx = np.flatnonzero(pending)
+            keys = rows[idx] * len(ATTRIBUTES) + attr[idx]
+            _, first = np.unique(keys, return_index=True)
+            take = idx[first]
+            r, a = rows[take], attr[take]
+            slot = self.weights[r, a].argmin(axis=1)
+            base = self.weights[r, a, slot]
+            self.ids[r, a, slot] = vals[take]
+            self.weights[r, a, slot] = base + (counts[take] * weight).astype(np.float32)
+            pending[take] = False
+
+    def merge_minute(
+        self, rows: IntArray, attr_values: IntArray, counts: FloatArray, weight: float
+    ) -> None:
+        """Merge ``counts`` of (row, attribute*2**32 + value id) pairs with decay ``weight``."""
+        if rows.size == 0:
+            return
+        order = np.lexsort((attr_values, rows))
+        rows, attr_values, counts = rows[order], attr_values[order], counts[order]
+        keys = np.stack([rows, attr_values], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        summed = np.bincount(inverse.ravel(), weights=counts, minlength=uniq.shape[0])
+        self.add(uniq[:, 0], uniq[:, 1], summed.astype(np.float64), weight)
+
+    def top(self, row: int, attr: int) -> list[tuple[int, float]]:
+        """(value id, decayed weight) of a row's sketch for one attribute, heaviest first."""
+        pairs = [
+            (int(i), float(w))
+            for i, w in zip(self.ids[row, attr], self.weights[row, attr], strict=True)
+            if i >= 0 and w > 0
+        ]
+        return sorted(pairs, key=lambda p: (-p[1], p[0]))
+
+
+@dataclass(slots=True)
+class InsightAttribution:
+    """Exact value counts over the minutes of one open insight."""
+
+    counters: list[Counter[str]] = field(default_factory=lambda: [Counter() for _ in ATTRIBUTES])
+
+    def add(self, principal: str, user_agent: str, error_code: str, count: int) -> None:
+        """Count ``count`` events with these attribute values."""
+        self.counters[0][principal] += count
+        self.counters[1][user_agent] += count
+        self.counters[2][error_code] += count
+
+    def top(self, attr: int, minutes: int) -> list[tuple[str, float]]:
+        """Top values of one attribute as (value, average per minute), heaviest first."""
+        items = sorted(self.counters[attr].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_N]
+        return [(value, count / max(minutes, 1)) for value, count in items]

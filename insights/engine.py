@@ -1,0 +1,572 @@
+"""The insight engine: CloudTrail events in, Insight records out.
+
+Time comes only from the events. ``process`` is the hot path (a few dictionary operations per
+event); all statistics run once per closed stream-minute, vectorized over the keys active in it
+(see :mod:`insights.baselines` and :mod:`insights.detectors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
+from insights.baselines import SCALES, BaselineTable, Expectation, StreamExposure
+from insights.config import EngineConfig
+from insights.detectors import OpenInsight, start_decisions
+from insights.events import CloudTrailEvent, RejectReason, event_seconds, is_read_only, principal_of
+from insights.records import InsightKey, InsightRecord
+from insights.stats import nb_tail_score
+from insights.timeparse import TimestampError
+from insights.windows import DedupeWindow, MinuteBuffer, StreamState
+
+__all__ = ["EngineStats", "InsightEngine"]
+
+logger = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+KeyTuple = tuple[str, str, str, str, str, str]
+
+_CALL: Final = "ApiCallRateInsight"
+_ERROR: Final = "ApiErrorRateInsight"
+_API_EVENT_TYPES = frozenset({None, "AwsApiCall"})
+#: Minutes of closed per-minute detail kept for attributing an insight's first minutes.
+_LOOKBACK = max(SCALES) + 1
+#: Minutes scoring at least this (1 in 10,000) are learned winsorized: the excess over the
+#: 3-sigma cap counts only _SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
+_SUSPECT_SCORE = 4.0
+_SUSPECT_WEIGHT = 0.25
+#: Empty minutes are accounted in pieces of at most this many half-lives (keeps weights finite).
+_GAP_PIECE_HALF_LIVES = 20
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters of what the engine did with its input."""
+
+    events: int = 0
+    analysed: int = 0
+    not_analysed: int = 0
+    duplicates: int = 0
+    late: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    insights_started: Counter[str] = field(default_factory=Counter)
+    insights_ended: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain-data view (for summaries and snapshots)."""
+        return {
+            "events": self.events,
+            "analysed": self.analysed,
+            "not_analysed": self.not_analysed,
+            "duplicates": self.duplicates,
+            "late": self.late,
+            "rejected": dict(self.rejected),
+            "insights_started": dict(self.insights_started),
+            "insights_ended": dict(self.insights_ended),
+        }
+
+
+class InsightEngine:
+    """Detects unusual API call and error rates and emits AWS-format Insight records.
+
+    Examples:
+        >>> from insights.events import decode_message
+        >>> engine = InsightEngine(EngineConfig(warmup_minutes=0))
+        >>> line = (b'{"eventTime": "2024-07-10T01:42:07Z", "eventSource": "iam.amazonaws.com", '
+        ...         b'"eventName": "CreateUser", "awsRegion": "us-east-1", '
+        ...         b'"recipientAccountId": "1", "readOnly": false, "managementEvent": true}')
+        >>> engine.process_many(decode_message(line).events)
+        []
+        >>> engine.stats.analysed
+        1
+    """
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.stats = EngineStats()
+        cfg = self.config
+        self._lateness = cfg.allowed_lateness_seconds
+        self._jump = cfg.max_clock_jump_minutes * 60
+        self._call_categories = cfg.categories_for(_CALL)
+        self._error_categories = cfg.categories_for(_ERROR)
+        self._table = BaselineTable(cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes)
+        self._attrs = AttributionTable()
+        self._names = Interner()
+        self._rows: dict[KeyTuple, int] = {}
+        self._keys: list[InsightKey] = []
+        self._row_stream: list[StreamState] = []
+        self._streams: dict[tuple[str, str], StreamState] = {}
+        self._open: dict[int, OpenInsight] = {}
+        self._dedupe = DedupeWindow(cfg.dedupe_window_minutes, cfg.dedupe_max_ids)
+
+    # ------------------------------------------------------------------ hot path
+    def process(self, event: CloudTrailEvent) -> list[InsightRecord]:
+        """Process one event; return the Insight records it caused (usually none)."""
+        return self.process_many((event,))
+
+    def process_many(self, events: Iterable[CloudTrailEvent]) -> list[InsightRecord]:
+        """Process events in order; return the Insight records they caused."""
+        out: list[InsightRecord] = []
+        stats = self.stats
+        streams = self._streams
+        for event in events:
+            stats.events += 1
+            try:
+                seconds = event_seconds(event)
+            except (TimestampError, AssertionError):
+                stats.rejected[RejectReason.BAD_TIMESTAMP.value] += 1
+                continue
+            account = event.recipient_account_id
+            region = event.aws_region
+            if not account or not region or not event.event_source or not event.event_name:
+                stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+                continue
+            stream = streams.get((account, region))
+            if stream is None:
+                stream = self._new_stream(account, region, seconds)
+            elif seconds > stream.max_seen + self._jump:
+                out.extend(self._hold(stream, seconds, event))
+                continue
+            self._accept(stream, seconds, event, out)
+        return out
+
+    def _accept(
+        self, stream: StreamState, seconds: int, event: CloudTrailEvent, out: list[InsightRecord]
+    ) -> None:
+        stats = self.stats
+        minute = seconds // 60
+        event_id = event.event_id
+        if event_id is not None and self._dedupe.seen(event_id, minute):
+            stats.duplicates += 1
+            return
+        if minute < stream.closed_until:
+            stats.late += 1
+            return
+        keys = self._keys_of(event, stream)
+        if keys:
+            stats.analysed += 1
+            buffer = stream.pending.get(minute)
+            if buffer is None:
+                buffer = stream.pending[minute] = {}
+            principal = principal_of(event)
+            agent = event.user_agent or "null"
+            error = event.error_code or "null"
+            for row in keys:
+                slot = (row, principal, agent, error)
+                buffer[slot] = buffer.get(slot, 0) + 1
+        else:
+            stats.not_analysed += 1
+        if seconds > stream.max_seen:
+            stream.max_seen = seconds
+            target = (seconds - self._lateness) // 60
+            if target > stream.closed_until:
+                out.extend(self._advance(stream, target))
+
+    def _keys_of(self, event: CloudTrailEvent, stream: StreamState) -> list[int]:
+        if event.event_type not in _API_EVENT_TYPES:
+            return []
+        management = event.management_event
+        if management is None:
+            management = event.event_category != "Data"
+        category = "Management" if management else "Data"
+        rows: list[int] = []
+        if category in self._call_categories and not is_read_only(event):
+            rows.append(self._row(stream, event, _CALL, ""))
+        error = event.error_code
+        if error and category in self._error_categories:
+            rows.append(self._row(stream, event, _ERROR, error))
+        return rows
+
+    def _row(self, stream: StreamState, event: CloudTrailEvent, kind: str, error: str) -> int:
+        assert event.event_source is not None
+        assert event.event_name is not None
+        key = (stream.account, stream.region, event.event_source, event.event_name, kind, error)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._new_row(key, stream)
+        return row
+
+    def _new_row(self, key: KeyTuple, stream: StreamState) -> int:
+        row = self._table.add_row()
+        self._attrs.ensure(row + 1)
+        self._rows[key] = row
+        if key[4] == _CALL:
+            insight_key = InsightKey(key[0], key[1], key[2], key[3], _CALL, key[5])
+        else:
+            insight_key = InsightKey(key[0], key[1], key[2], key[3], _ERROR, key[5])
+        self._keys.append(insight_key)
+        self._row_stream.append(stream)
+        stream.rows.append(row)
+        return row
+
+    def _new_stream(self, account: str, region: str, seconds: int) -> StreamState:
+        start = (seconds - self._lateness) // 60
+        stream = StreamState(
+            account=account,
+            region=region,
+            exposure=StreamExposure(start, self.config.baseline_half_life_minutes),
+            first_minute=start,
+            max_seen=seconds,
+            closed_until=start,
+        )
+        self._streams[(account, region)] = stream
+        return stream
+
+    # ------------------------------------------------------------------ clock jumps
+    def _hold(
+        self, stream: StreamState, seconds: int, event: CloudTrailEvent
+    ) -> list[InsightRecord]:
+        """Hold back an event far ahead of its stream until others confirm the new time."""
+        stream.held.append((seconds, event))
+        cfg = self.config
+        newest = seconds
+        agreeing = [(s, e) for s, e in stream.held if abs(s - newest) <= self._jump]
+        if len(agreeing) >= cfg.jump_confirm_events:
+            rejected = len(stream.held) - len(agreeing)
+            if rejected:
+                self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += rejected
+            stream.held = []
+            logger.info(
+                "stream %s/%s jumps forward to %d after %d agreeing events",
+                stream.account,
+                stream.region,
+                min(s for s, _ in agreeing),
+                len(agreeing),
+            )
+            out = self._advance(stream, (min(s for s, _ in agreeing) - self._lateness) // 60)
+            for held_seconds, held_event in sorted(agreeing, key=lambda p: p[0]):
+                self._accept(stream, held_seconds, held_event, out)
+            return out
+        if len(stream.held) > 4 * cfg.jump_confirm_events:
+            stream.held.pop(0)
+            self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += 1
+        return []
+
+    # ------------------------------------------------------------------ minute closing
+    def _advance(self, stream: StreamState, target: int) -> list[InsightRecord]:
+        """Close every minute of ``stream`` before ``target``."""
+        out: list[InsightRecord] = []
+        minute = stream.closed_until
+        while minute < target:
+            if stream.open_rows or minute in stream.pending:
+                out.extend(self._close_minute(stream, minute, stream.pending.pop(minute, {})))
+                minute += 1
+                continue
+            upcoming = min((m for m in stream.pending if m >= minute), default=target)
+            gap_end = min(upcoming, target)
+            self._skip_empty(stream, minute, gap_end)
+            minute = gap_end
+        stream.closed_until = max(stream.closed_until, target)
+        return out
+
+    def _skip_empty(self, stream: StreamState, start: int, end: int) -> None:
+        piece = int(_GAP_PIECE_HALF_LIVES * self.config.baseline_half_life_minutes)
+        while start < end:
+            stop = min(end, start + piece)
+            self._rebase_if_needed(stream, stop)
+            stream.exposure.add_minutes(start, stop)
+            start = stop
+
+    def _rebase_if_needed(self, stream: StreamState, minute: int) -> None:
+        if not stream.exposure.needs_rescale(minute):
+            return
+        factor = stream.exposure.rebase(minute)
+        rows = np.asarray(stream.rows, dtype=np.int64)
+        self._table.rescale(rows, factor)
+        self._attrs.rescale(rows, factor)
+
+    def _close_minute(
+        self, stream: StreamState, minute: int, buffer: MinuteBuffer
+    ) -> list[InsightRecord]:
+        self._rebase_if_needed(stream, minute + 1)
+        active: Counter[int] = Counter()
+        for (row, _p, _a, _e), count in buffer.items():
+            active[row] += count
+        for row in stream.open_rows:
+            active.setdefault(row, 0)
+        rows = np.fromiter(sorted(active), dtype=np.int64, count=len(active))
+        counts = np.array([active[r] for r in rows.tolist()], dtype=np.float64)
+        table = self._table
+        exposure = stream.exposure
+        table.flush_buckets(rows, minute, exposure)
+        expected = table.expect(rows, minute, exposure)
+        window = table.window_counts(rows, counts, minute)
+        elapsed = np.array([minute % s + 1 for s in SCALES], dtype=np.float64)
+        lam = expected.mu[:, None] * elapsed[None, :]
+        # A partial bucket may hold a whole clump (a job that runs at minute 0 of the hour), so
+        # it is scored with the larger of its own scale's dispersion and the minute scale's.
+        phi = expected.phi.copy()
+        partial = elapsed < np.array(SCALES, dtype=np.float64)
+        phi[:, partial] = np.maximum(phi[:, partial], phi[:, :1])
+        scores = nb_tail_score(window, lam, phi)
+        is_open = np.array([r in self._open for r in rows.tolist()], dtype=bool)
+        warmed = minute - stream.first_minute >= self.config.warmup_minutes
+        decision = start_decisions(
+            scores,
+            window,
+            lam,
+            table.peaks(rows, minute),
+            ~is_open & warmed,
+            self.config.thresholds,
+        )
+        guarded = is_open | decision.mask
+        cap = np.ceil(expected.mu + 3.0 * np.sqrt(expected.phi[:, 0] * expected.mu))
+        clipped = np.minimum(counts, cap)
+        suspect = scores[:, 0] >= _SUSPECT_SCORE
+        learn = np.where(suspect, clipped + _SUSPECT_WEIGHT * (counts - clipped), counts)
+        learn = np.where(guarded, clipped, learn)
+        exposure.add_minutes(minute, minute + 1)
+        table.learn(rows, learn, minute, exposure, np.where(guarded, clipped, counts))
+        self._learn_attributions(buffer, guarded, rows, minute, exposure)
+        records = self._observe_open(stream, minute, buffer, rows, counts, expected)
+        for i in np.flatnonzero(decision.mask).tolist():
+            records.append(
+                self._start(
+                    stream,
+                    int(rows[i]),
+                    minute,
+                    buffer,
+                    int(decision.scale_index[i]),
+                    float(decision.score[i]),
+                    float(expected.mu[i]),
+                    float(expected.mean_rate[i]),
+                )
+            )
+        stream.remember(minute, buffer, _LOOKBACK)
+        return records
+
+    def _learn_attributions(
+        self,
+        buffer: MinuteBuffer,
+        guarded: npt.NDArray[np.bool_],
+        rows: IntArray,
+        minute: int,
+        exposure: StreamExposure,
+    ) -> None:
+        if not buffer:
+            return
+        skip = set(rows[guarded].tolist())
+        names = self._names
+        r_list: list[int] = []
+        v_list: list[int] = []
+        c_list: list[float] = []
+        for (row, principal, agent, error), count in sorted(buffer.items()):
+            if row in skip:
+                continue
+            for attr, value in enumerate((principal, agent, error)):
+                r_list.append(row)
+                v_list.append((attr << 32) | names.id(value))
+                c_list.append(float(count))
+        if not r_list:
+            return
+        weight = float(2.0 ** ((minute - exposure.ref_minute) / exposure.half_life))
+        self._attrs.merge_minute(
+            np.array(r_list, dtype=np.int64),
+            np.array(v_list, dtype=np.int64),
+            np.array(c_list, dtype=np.float64),
+            weight,
+        )
+
+    def _baseline_attributions(
+        self, row: int, exposure: StreamExposure
+    ) -> tuple[tuple[tuple[str, float], ...], ...]:
+        total = max(exposure.total, 1e-12)
+        return tuple(
+            tuple((self._names.value(v), w / total) for v, w in self._attrs.top(row, a))
+            for a in range(len(ATTRIBUTES))
+        )
+
+    def _start(
+        self,
+        stream: StreamState,
+        row: int,
+        minute: int,
+        buffer: MinuteBuffer,
+        scale_index: int,
+        score: float,
+        mu: float,
+        mean_rate: float,
+    ) -> InsightRecord:
+        scale = SCALES[scale_index]
+        bucket_start = minute - minute % scale
+        detail = stream.row_minutes(row, bucket_start, minute, (minute, buffer))
+        per_minute = {m: sum(c for *_, c in items) for m, items in detail.items()}
+        onset = min((m for m, c in per_minute.items() if c > mu), default=minute)
+        insight = OpenInsight(
+            key=self._keys[row],
+            row=row,
+            start_minute=onset,
+            scale=scale,
+            score=score,
+            baseline_average=mean_rate,
+            baseline_duration=round(stream.exposure.total),
+            baseline_attributions=self._baseline_attributions(row, stream.exposure),
+            counts=[per_minute.get(m, 0) for m in range(onset, minute + 1)],
+            attribution=InsightAttribution(),
+            last_above=minute,
+            end_quiet_needed=self.config.end_quiet_minutes,
+        )
+        for m in range(onset, minute + 1):
+            for principal, agent, error, count in detail.get(m, ()):
+                insight.attribution.add(principal, agent, error, count)
+        insight.ew_rate = sum(insight.counts) / len(insight.counts)
+        self._open[row] = insight
+        stream.open_rows.add(row)
+        self.stats.insights_started[insight.key.insight_type] += 1
+        duration = minute + 1 - onset
+        return InsightRecord(
+            key=insight.key,
+            state="Start",
+            start_minute=onset,
+            event_minute=onset,
+            baseline_average=mean_rate,
+            insight_average=sum(insight.counts) / duration,
+            insight_duration=duration,
+            baseline_duration=insight.baseline_duration,
+            attributions=insight.attributions(duration),
+            detection_minute=minute + 1,
+            score=score,
+            extra=self._extra(scale, mu, "Start"),
+        )
+
+    def _extra(self, scale: int, mu: float, reason: str) -> tuple[tuple[str, object], ...]:
+        return (
+            ("scaleMinutes", scale),
+            ("expectedPerMinute", round(mu, 6)),
+            ("sensitivity", self.config.sensitivity.value),
+            ("reason", reason),
+        )
+
+    def _observe_open(
+        self,
+        stream: StreamState,
+        minute: int,
+        buffer: MinuteBuffer,
+        rows: IntArray,
+        counts: FloatArray,
+        expected: Expectation,
+    ) -> list[InsightRecord]:
+        if not stream.open_rows:
+            return []
+        mu = expected.mu
+        index = {r: i for i, r in enumerate(rows.tolist())}
+        for (row, principal, agent, error), count in buffer.items():
+            insight = self._open.get(row)
+            if insight is not None:
+                insight.attribution.add(principal, agent, error, count)
+        records: list[InsightRecord] = []
+        for row in sorted(stream.open_rows):
+            insight = self._open[row]
+            i = index[row]
+            scale_index = SCALES.index(insight.scale)
+            ends = insight.observe(
+                minute,
+                int(counts[i]),
+                float(mu[i]),
+                float(expected.phi[i, 0]),
+                float(expected.phi[i, scale_index]),
+            )
+            too_long = minute + 1 - insight.start_minute >= self.config.max_insight_minutes
+            if ends or too_long:
+                reason = "max_duration" if too_long and not ends else "back_to_baseline"
+                records.append(self._end(stream, insight, minute, float(mu[i]), reason))
+        return records
+
+    def _end(
+        self, stream: StreamState, insight: OpenInsight, minute: int, mu: float, reason: str
+    ) -> InsightRecord:
+        del self._open[insight.row]
+        stream.open_rows.discard(insight.row)
+        self.stats.insights_ended[insight.key.insight_type] += 1
+        end = insight.end_minute if reason != "max_duration" else minute + 1
+        duration = max(end - insight.start_minute, 1)
+        return InsightRecord(
+            key=insight.key,
+            state="End",
+            start_minute=insight.start_minute,
+            event_minute=end,
+            baseline_average=insight.baseline_average,
+            insight_average=insight.insight_average(end),
+            insight_duration=duration,
+            baseline_duration=insight.baseline_duration,
+            attributions=insight.attributions(duration),
+            detection_minute=minute + 1,
+            score=insight.score,
+            extra=self._extra(insight.scale, mu, reason),
+        )
+
+    # ------------------------------------------------------------------ end of input
+    def flush(self) -> list[InsightRecord]:
+        """Close every open minute and end every open insight (end of a finite input).
+
+        Held-back far-future events that were never confirmed are rejected.
+        """
+        out: list[InsightRecord] = []
+        for stream in list(self._streams.values()):
+            if stream.held:
+                self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += len(stream.held)
+                stream.held = []
+            last = max([stream.max_seen // 60, *stream.pending]) + 1
+            out.extend(self._advance(stream, last))
+            for row in sorted(stream.open_rows):
+                insight = self._open[row]
+                out.append(self._end(stream, insight, last - 1, 0.0, "end_of_input"))
+        return out
+
+    # ------------------------------------------------------------------ snapshots
+    def save_state(self) -> bytes:
+        """Versioned snapshot of the whole engine (see :mod:`insights.state`)."""
+        from insights.state import dump_engine
+
+        return dump_engine(self)
+
+    @classmethod
+    def from_state(cls, data: bytes, config: EngineConfig | None = None) -> InsightEngine:
+        """Engine restored from :meth:`save_state` output, under the same config."""
+        from insights.state import load_engine
+
+        engine = cls(config)
+        load_engine(engine, data)
+        return engine
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def keys_tracked(self) -> int:
+        """Number of baselines (keys) held."""
+        return len(self._keys)
+
+    @property
+    def open_insights(self) -> int:
+        """Number of insights started and not yet ended."""
+        return len(self._open)
+
+    def watermark(self, account: str, region: str) -> int | None:
+        """Closed-minute watermark (epoch minute) of a stream, or None if unknown."""
+        stream = self._streams.get((account, region))
+        return None if stream is None else stream.closed_until
+
+    def baseline_rate(self, key: InsightKey, minute: int) -> tuple[float, float] | None:
+        """(expected per-minute rate, overall mean) of a key at ``minute``, or None."""
+        row = self._rows.get(key.as_tuple())
+        if row is None:
+            return None
+        stream = self._row_stream[row]
+        rows = np.array([row], dtype=np.int64)
+        expected = self._table.expect(rows, minute, stream.exposure)
+        return float(expected.mu[0]), float(expected.mean_rate[0])
+
+    def is_finite_state(self) -> bool:
+        """Sanity check used by tests: no NaN or infinity in the baseline arrays."""
+        arrays = self._table.arrays()
+        return all(bool(np.isfinite(a).all()) for a in arrays.values()) and math.isfinite(
+            sum(s.exposure.total for s in self._streams.values())
+        )

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+
+from insights.attribution import AttributionTable, InsightAttribution, Interner
+
+
+def test_space_saving_keeps_heavy_hitters() -> None:
+    table = AttributionTable(capacity=1)
+    names = Interner()
+    rng = np.random.default_rng(0)
+    for minute in range(200):
+        values = ["heavy-a"] * 20 + ["heavy-b"] * 10 + [f"noise-{rng.integers(1000)}"]
+        ids = [names.id(v) for v in values]
+        uniq, counts = np.unique(ids, return_counts=True)
+        table.merge_minute(
+            np.zeros(len(uniq), dtype=np.int64), uniq.astype(np.int64), counts.astype(float), 1.0
+        )
+        assert minute >= 0
+    top = [names.value(v) for v, _ in table.top(0, 0)]
+    assert top[:2] == ["heavy-a", "heavy-b"]
+    assert len(top) <= 5
+
+
+def test_attributes_are_kept_apart() -> None:
+    table = AttributionTable(capacity=1)
+    rows = np.zeros(2, dtype=np.int64)
+    table.merge_minute(rows, np.array([(0 << 32) | 7, (2 << 32) | 9]), np.array([3.0, 4.0]), 1.0)
+    assert table.top(0, 0) == [(7, 3.0)]
+    assert table.top(0, 1) == []
+    assert table.top(0, 2) == [(9, 4.0)]
+
+
+def test_insight_attribution_averages_and_orders() -> None:
+    att = InsightAttribution()
+    att.add("arn:b", "cli", "null", 4)
+    att.add("arn:a", "cli", "null", 4)
+    att.add("arn:c", "sdk", "AccessDenied", 10)
+    assert att.top(0, 2) == [("arn:c", 5.0), ("arn:a", 2.0), ("arn:b", 2.0)]
+    assert att.top(2, 2)[0] == ("AccessDenied", 5.0)

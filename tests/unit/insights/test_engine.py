@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from insights import EngineConfig, InsightEngine, InsightSelector
+from insights.timeparse import parse_epoch_seconds
+from tests.factory import T0, background, burst, make_event, run
+
+DAY = 86_400
+
+
+def starts(records: list) -> list:  # type: ignore[type-arg]
+    return [r for r in records if r.state == "Start"]
+
+
+def test_burst_on_a_silent_api_starts_and_ends() -> None:
+    events = background(1.0) + burst(T0 + DAY + 3600, 30)
+    events.sort(key=lambda e: e.event_time or "")
+    records = run(events)
+    assert [(r.state, r.key.event_name) for r in records] == [
+        ("Start", "CreateUser"),
+        ("End", "CreateUser"),
+    ]
+    start, end = records
+    assert start.shared_event_id == end.shared_event_id
+    assert start.event_id != end.event_id
+    assert start.event_minute == (T0 + DAY + 3600) // 60
+    assert start.detection_minute - start.event_minute <= 2
+    assert end.insight_average >= 15
+    assert start.baseline_average < 0.01
+
+
+def test_steady_traffic_never_fires() -> None:
+    records = run(background(3.0, rate_per_minute=2.0, seed=9), EngineConfig(warmup_minutes=60))
+    assert records == []
+
+
+def test_one_stray_call_on_a_silent_api_is_not_an_insight() -> None:
+    events = background(1.0) + burst(T0 + DAY + 600, 2, "DeleteTrail")
+    events.sort(key=lambda e: e.event_time or "")
+    assert starts(run(events)) == []
+
+
+def test_nothing_fires_during_warmup() -> None:
+    events = background(0.5) + burst(T0 + 3600, 50)
+    events.sort(key=lambda e: e.event_time or "")
+    assert run(events, EngineConfig(warmup_minutes=1440)) == []
+
+
+def test_error_rate_insight_is_per_error_code() -> None:
+    events = background(1.0)
+    events += burst(
+        T0 + DAY + 600,
+        40,
+        "ListBuckets",
+        source="s3.amazonaws.com",
+        read_only=True,
+        error="AccessDenied",
+    )
+    events.sort(key=lambda e: e.event_time or "")
+    (start,) = starts(run(events))
+    assert start.key.insight_type == "ApiErrorRateInsight"
+    assert start.key.error_code == "AccessDenied"
+    assert start.to_dict()["insightDetails"]["errorCode"] == "AccessDenied"
+
+
+def test_reads_without_errors_and_service_events_are_not_analysed() -> None:
+    engine = InsightEngine(EngineConfig(warmup_minutes=0))
+    engine.process(make_event(T0, "DescribeInstances", read_only=True))
+    engine.process(make_event(T0, "RotateKey", event_type="AwsServiceEvent"))
+    engine.process(make_event(T0, "CreateTags"))
+    assert (engine.stats.analysed, engine.stats.not_analysed) == (1, 2)
+
+
+def test_data_events_are_opt_in() -> None:
+    data_event = make_event(T0, "PutObject", source="s3.amazonaws.com", management=False)
+    off = InsightEngine(EngineConfig())
+    off.process(data_event)
+    assert off.stats.analysed == 0
+    on = InsightEngine(
+        EngineConfig(
+            selectors=(
+                InsightSelector(
+                    insight_type="ApiCallRateInsight", event_categories=("Management", "Data")
+                ),
+            )
+        )
+    )
+    on.process(data_event)
+    assert on.stats.analysed == 1
+
+
+def test_duplicates_count_once() -> None:
+    engine = InsightEngine()
+    event = make_event(T0, event_id="same")
+    engine.process_many([event, event, event])
+    assert (engine.stats.analysed, engine.stats.duplicates) == (1, 2)
+
+
+def test_late_events_are_counted_not_analysed() -> None:
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process(make_event(T0 + 600))
+    engine.process(make_event(T0 + 560))  # within lateness
+    engine.process(make_event(T0 + 100))  # minute already closed
+    assert (engine.stats.analysed, engine.stats.late) == (2, 1)
+
+
+def test_a_far_future_event_does_not_move_time() -> None:
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process(make_event(T0))
+    before = engine.watermark("123456789012", "us-east-1")
+    engine.process(make_event(T0 + 5 * 365 * DAY))
+    assert engine.watermark("123456789012", "us-east-1") == before
+    engine.process(make_event(T0 + 30))  # still on time, not late
+    assert engine.stats.late == 0
+    engine.flush()
+    assert engine.stats.rejected["future_timestamp"] == 1
+
+
+def test_a_confirmed_jump_moves_time() -> None:
+    engine = InsightEngine(EngineConfig(jump_confirm_events=5, allowed_lateness_seconds=60))
+    engine.process(make_event(T0))
+    later = T0 + 3 * 365 * DAY
+    engine.process_many(make_event(later + i) for i in range(5))
+    watermark = engine.watermark("123456789012", "us-east-1")
+    assert watermark is not None
+    assert watermark >= (later - 60) // 60
+    assert engine.stats.analysed == 6
+
+
+def test_regions_have_their_own_clocks() -> None:
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process(make_event(T0 + 3600, region="eu-west-1"))
+    engine.process(make_event(T0, region="us-east-1"))
+    assert engine.stats.late == 0
+
+
+def test_identical_input_gives_identical_bytes() -> None:
+    events = background(1.0) + burst(T0 + DAY + 3600, 30)
+    events.sort(key=lambda e: e.event_time or "")
+    first = [r.to_json() for r in run(events)]
+    second = [r.to_json() for r in run(events)]
+    assert first == second
+    assert first
+
+
+def test_max_duration_ends_a_level_shift() -> None:
+    events = background(1.0, 0.2)
+    events += [e for m in range(240) for e in burst(T0 + DAY + m * 60, 8, spread=59)]
+    events.sort(key=lambda e: e.event_time or "")
+    records = run(events, EngineConfig(warmup_minutes=60, max_insight_minutes=60))
+    ends = [r for r in records if r.state == "End"]
+    assert ends
+    first_end = ends[0].to_dict()
+    assert first_end["additionalEventData"]["reason"] == "max_duration"
+    assert first_end["insightDetails"]["insightContext"]["statistics"]["insightDuration"] == 60
+    assert parse_epoch_seconds(first_end["eventTime"]) > T0 + DAY

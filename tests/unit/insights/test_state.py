@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from insights import EngineConfig, InsightEngine, Sensitivity, StateDecodeError
+from tests.factory import T0, background, burst
+
+
+def test_round_trip_mid_insight_gives_the_same_output() -> None:
+    events = background(1.1, rate_per_minute=2.0) + burst(T0 + 86_400 + 600, 120, spread=240)
+    events.sort(key=lambda e: e.event_time or "")
+    config = EngineConfig(warmup_minutes=60)
+    whole = InsightEngine(config)
+    expected = [r.to_json() for r in whole.process_many(events) + whole.flush()]
+    first = InsightEngine(config)
+    out = []
+    cut = 0
+    while first.open_insights == 0:  # feed events until the burst's insight is open
+        out += first.process(events[cut])
+        cut += 1
+    assert cut < len(events) - 100
+    second = InsightEngine.from_state(first.save_state(), config)
+    out += second.process_many(events[cut:]) + second.flush()
+    assert [r.to_json() for r in out] == expected
+    assert second.stats.as_dict() == whole.stats.as_dict()
+
+
+def test_other_settings_are_refused() -> None:
+    blob = InsightEngine(EngineConfig()).save_state()
+    with pytest.raises(StateDecodeError, match="different detection settings"):
+        InsightEngine.from_state(blob, EngineConfig(sensitivity=Sensitivity.HIGH))
+
+
+@pytest.mark.parametrize("blob", [b"", b"garbage", b"\x81\xa6format\xa3bad"])
+def test_corrupt_snapshots_are_refused(blob: bytes) -> None:
+    with pytest.raises(StateDecodeError):
+        InsightEngine.from_state(blob)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from streams.simulate import Scenario, generate, render
+
+
+def test_replay_tree_to_output(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "insights.jsonl"
+    assert main(["replay", str(data_dir), "--output", str(out)]) == 0
+    assert out.read_text() == ""
+    summary = capsys.readouterr().err
+    assert "events read:      10" in summary
+    assert "rejected:         0" in summary
+
+
+def test_missing_path_is_an_operator_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "/no/such/path"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_bad_config_is_an_operator_error(tmp_path: Path, data_dir: Path) -> None:
+    bad = tmp_path / "c.toml"
+    bad.write_text("[detection]\nsensitivity = 'extreme'\n")
+    assert main(["replay", str(data_dir), "--config", str(bad)]) == 2
+
+
+def test_replay_stdin_streams_records_as_detected(tmp_path: Path) -> None:
+    scenario = Scenario(
+        days=2,
+        accounts=("111122223333",),
+        regions=("us-east-1",),
+        anomalies=("iam_burst",),
+        anomaly_day=1,
+        reads_per_minute=0.5,
+    )
+    lines = b"\n".join(render(generate(scenario))) + b"\nnot json\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams", "replay", "-", "--warmup-minutes", "60"],
+        input=lines,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    names = {r["insightDetails"]["eventName"] for r in records}
+    assert {"CreateUser", "CreateAccessKey", "AttachUserPolicy"} <= names
+    assert "invalid_json" in proc.stderr.decode()
