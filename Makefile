@@ -31,7 +31,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/replay_bench.py
-	$(BIN)/python benchmarks/scenario_bench.py
+	$(BIN)/pytest -q tests/unit/streams/test_scenarios.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
