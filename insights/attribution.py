@@ -121,12 +121,11 @@ class AttributionTable:
         """Merge ``counts`` of (row, attribute*2**32 + value id) pairs with decay ``weight``."""
         if rows.size == 0:
             return
-        order = np.lexsort((attr_values, rows))
-        rows, attr_values, counts = rows[order], attr_values[order], counts[order]
-        keys = np.stack([rows, attr_values], axis=1)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        summed = np.bincount(inverse.ravel(), weights=counts, minlength=uniq.shape[0])
-        self.add(uniq[:, 0], uniq[:, 1], summed.astype(np.float64), weight)
+        # attribute (2 bits) and value id (32 bits) fit below the row in one sortable int64
+        keys = (rows << 34) | attr_values
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        summed = np.bincount(inverse, weights=counts, minlength=uniq.shape[0])
+        self.add(uniq >> 34, uniq & ((1 << 34) - 1), summed.astype(np.float64), weight)
 
     def top(self, row: int, attr: int) -> list[tuple[int, float]]:
         """(value id, decayed weight) of a row's sketch for one attribute, heaviest first."""

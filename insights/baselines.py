@@ -131,9 +131,11 @@ class BaselineTable:
         >>> exp = StreamExposure(ref_minute=0, half_life=10080.0)
         >>> table = BaselineTable(half_life=10080.0, peak_half_life=4320.0)
         >>> row = table.add_row()
+        >>> rows = np.array([row])
         >>> for minute in range(600):
+        ...     table.flush_buckets(rows, minute, exp)
         ...     exp.add_minutes(minute, minute + 1)
-        ...     table.learn(np.array([row]), np.array([2.0]), minute, exp)
+        ...     table.learn(rows, np.array([2.0]), minute, exp)
         >>> e = table.expect(np.array([row]), 600, exp)
         >>> round(float(e.mean_rate[0]), 2), round(float(e.phi[0, 0]), 2)
         (1.82, 1.0)
@@ -296,9 +298,10 @@ class BaselineTable:
 
         ``counts`` feed the moments; ``peak_counts`` (default: the same) feed the peaks, so that
         a suspicious minute can be learned winsorized while its size still sets the bar.
+        Call :meth:`flush_buckets` for ``rows`` and ``minute`` first (the engine does so once,
+        before :meth:`expect`).
         """
         peak_counts = counts if peak_counts is None else peak_counts
-        self.flush_buckets(rows, minute, exposure)
         weight = float(decay_weight(minute, exposure.ref_minute, self.half_life))
         slot = slot_of(minute)
         self.counts[rows, slot] += (counts * weight).astype(np.float32)

@@ -152,9 +152,10 @@ class DecodeResult:
 
 
 def event_seconds(event: CloudTrailEvent) -> int:
-    """Epoch seconds of an event that passed :func:`validate_event`."""
+    """Epoch seconds of an event (``eventTime``, else ``@timestamp``); :class:`TimestampError`."""
     text = event.event_time if event.event_time is not None else event.at_timestamp
-    assert text is not None
+    if text is None:
+        raise TimestampError("bad_timestamp", "no eventTime")
     return parse_epoch_seconds(text)
 
 
@@ -215,29 +216,37 @@ def _decode_one_record(raw: bytes, out: DecodeResult) -> None:
     _accept(event, raw, out)
 
 
-def _accept(event: CloudTrailEvent, raw: bytes, out: DecodeResult) -> None:
+def _accept(event: CloudTrailEvent, raw: bytes | None, out: DecodeResult) -> None:
+    """Keep a decoded record, ignore an Insight record, or reject it.
+
+    ``raw`` is the record's own bytes when known; records decoded inside a batch are re-encoded
+    (their known fields) only if they are rejected.
+    """
     if event.event_type == "AwsCloudTrailInsight" or event.event_category == "Insight":
         out.ignored += 1
         return
-    rejection = _check(event, raw)
+    rejection = _check(event, raw if raw is not None else b"")
+    if rejection is not None and raw is None:
+        rejection = Rejection(rejection.reason, rejection.detail, msgspec.json.encode(event))
     if rejection is None:
         out.events.append(event)
     else:
         out.rejections.append(rejection)
 
 
-def _from_envelope(env: _Envelope, raw: bytes, out: DecodeResult) -> None:
+def _from_envelope(env: _Envelope, raw: bytes | None, out: DecodeResult) -> None:
     if env.records is not None:
         for record in env.records:
-            _accept(record, b"", out)
+            _accept(record, None, out)
     elif env.detail is not None:
         _accept(env.detail, raw, out)
     elif env.message_type is not None or env.log_events is not None:
         for log_event in env.log_events or ():
             _decode_one_record(log_event.message.encode(), out)
     elif env.event_source is None and env.event_name is None and env.event_time is None:
+        shown = raw if raw is not None else msgspec.json.encode(env)
         out.rejections.append(
-            Rejection(RejectReason.UNSUPPORTED_SHAPE, "no CloudTrail record found", raw)
+            Rejection(RejectReason.UNSUPPORTED_SHAPE, "no CloudTrail record found", shown)
         )
     else:
         _accept(env, raw, out)
@@ -278,7 +287,7 @@ def _decode_json(data: bytes, out: DecodeResult) -> None:
     try:
         if data.lstrip()[:1] == b"[":
             for env in _array_decoder.decode(data):
-                _from_envelope(env, b"", out)
+                _from_envelope(env, None, out)
         else:
             _from_envelope(_envelope_decoder.decode(data), data, out)
     except (msgspec.MsgspecError, RecursionError, ValueError) as exc:

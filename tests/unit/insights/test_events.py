@@ -133,6 +133,16 @@ def test_one_bad_record_in_a_batch_rejects_only_itself() -> None:
     assert [r.reason for r in result.rejections] == [RejectReason.WRONG_TYPE]
 
 
+def test_rejected_batch_records_keep_their_content() -> None:
+    batch = {"Records": [RECORD, {k: v for k, v in RECORD.items() if k != "awsRegion"}]}
+    (rejection,) = decode_message(enc(batch)).rejections
+    assert rejection.reason == RejectReason.MISSING_FIELD
+    assert b'"eventName":"CreateUser"' in rejection.raw
+    (in_array,) = decode_message(enc([RECORD, {"hello": 1}])).rejections
+    assert in_array.reason == RejectReason.UNSUPPORTED_SHAPE
+    assert in_array.raw
+
+
 def test_logstash_timestamp_and_missing_account_fallback() -> None:
     rec = {k: v for k, v in RECORD.items() if k not in ("eventTime", "recipientAccountId")}
     rec["@timestamp"] = "2020-09-14T00:44:23.000Z"
