@@ -1,6 +1,7 @@
 """Replay throughput (events/s on one core) as a ratio to the parse-only ceiling, and state size.
 
     .venv/bin/python benchmarks/replay_bench.py [--days 4] [--reads-per-minute 40] [--runs 3]
+        [--accounts 2] [--regions 2] [--chunk 4096]
 
 Parse-only = msgspec typed decode of the same records; replay = decode + dedupe + engine.
 Figures are medians of ``--runs`` runs, both measured in the same process.
@@ -13,7 +14,10 @@ import statistics
 import time
 
 from insights import EngineConfig, InsightEngine, decode_message
+from streams.cli import REPLAY_CHUNK
 from streams.simulate import Scenario, generate, render
+
+REGIONS = ("us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1", "sa-east-1")
 
 
 def parse_only(lines: list[bytes]) -> float:
@@ -23,11 +27,15 @@ def parse_only(lines: list[bytes]) -> float:
     return len(lines) / (time.perf_counter() - started)
 
 
-def replay(lines: list[bytes]) -> tuple[float, InsightEngine]:
+def replay(lines: list[bytes], chunk: int) -> tuple[float, InsightEngine]:
+    """What ``ctinsights replay`` does: decode each line, hand events over in chunks."""
     engine = InsightEngine(EngineConfig())
     started = time.perf_counter()
-    for line in lines:
-        engine.process_many(decode_message(line).events)
+    for start in range(0, len(lines), chunk):
+        events = []
+        for line in lines[start : start + chunk]:
+            events.extend(decode_message(line).events)
+        engine.process_many(events)
     engine.flush()
     return len(lines) / (time.perf_counter() - started), engine
 
@@ -37,20 +45,30 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--reads-per-minute", type=float, default=40.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--accounts", type=int, default=2, help="simulated accounts")
+    parser.add_argument("--regions", type=int, default=2, help="Regions per account")
+    parser.add_argument("--chunk", type=int, default=REPLAY_CHUNK, help="events per engine call")
     args = parser.parse_args()
-    scenario = Scenario(days=args.days, reads_per_minute=args.reads_per_minute, anomaly_day=2)
+    scenario = Scenario(
+        days=args.days,
+        reads_per_minute=args.reads_per_minute,
+        anomaly_day=min(2, args.days - 1),
+        accounts=tuple(f"{100000000000 + i * 7919:012d}" for i in range(args.accounts)),
+        regions=REGIONS[: args.regions],
+    )
     lines = list(render(generate(scenario)))
     size = sum(map(len, lines)) / len(lines)
     parse_rates, replay_rates = [], []
     engine = None
     for _ in range(args.runs):
         parse_rates.append(parse_only(lines))
-        rate, engine = replay(lines)
+        rate, engine = replay(lines, args.chunk)
         replay_rates.append(rate)
     assert engine is not None
     p, r = statistics.median(parse_rates), statistics.median(replay_rates)
     state = engine.save_state()
-    print(f"records: {len(lines):,} of {size:,.0f} bytes on average")
+    streams = args.accounts * args.regions
+    print(f"records: {len(lines):,} of {size:,.0f} bytes on average, {streams} account-Regions")
     print(f"parse-only: {p:,.0f} events/s   replay: {r:,.0f} events/s   ratio {r / p:.2f}")
     print(
         f"analysed share: {engine.stats.analysed / engine.stats.events:.2f}; "

@@ -83,49 +83,58 @@ class AttributionTable:
         """Multiply the decayed weights of ``rows`` after their stream was rebased."""
         self.weights[rows] *= np.float32(factor)
 
-    def add(self, rows: IntArray, values: IntArray, counts: FloatArray, weight: float) -> None:
-        """Merge one minute's counts for one attribute per row.
+    def add(self, rows: IntArray, attrs: IntArray, vals: IntArray, weighted: FloatArray) -> None:
+        """Merge one minute's decayed counts, one entry per distinct (row, attribute, value).
 
-        ``rows``, ``values`` and ``counts`` are parallel, sorted by (row, value), one entry per
-        distinct pair; ``values`` carry the attribute index in their top bits (see
-        :meth:`merge_minute`).
+        Entries are sorted by (row, attribute, tie order); when several new values compete for
+        the slots of a full sketch in one minute, the earlier entry goes first.
         """
-        attr = values >> 32
-        vals = (values & 0xFFFFFFFF).astype(np.int32)
-        current = self.ids[rows, attr]
+        current = self.ids[rows, attrs]
         match = current == vals[:, None]
         matched = match.any(axis=1)
         if matched.any():
             slot = match.argmax(axis=1)[matched]
             np.add.at(
                 self.weights,
-                (rows[matched], attr[matched], slot),
-                (counts[matched] * weight).astype(np.float32),
+                (rows[matched], attrs[matched], slot),
+                weighted[matched].astype(np.float32),
             )
         pending = ~matched
         while pending.any():
             idx = np.flatnonzero(pending)
-            keys = rows[idx] * len(ATTRIBUTES) + attr[idx]
+            keys = rows[idx] * len(ATTRIBUTES) + attrs[idx]
             _, first = np.unique(keys, return_index=True)
             take = idx[first]
-            r, a = rows[take], attr[take]
+            r, a = rows[take], attrs[take]
             slot = self.weights[r, a].argmin(axis=1)
             base = self.weights[r, a, slot]
             self.ids[r, a, slot] = vals[take]
-            self.weights[r, a, slot] = base + (counts[take] * weight).astype(np.float32)
+            self.weights[r, a, slot] = base + weighted[take].astype(np.float32)
             pending[take] = False
 
     def merge_minute(
-        self, rows: IntArray, attr_values: IntArray, counts: FloatArray, weight: float
+        self,
+        rows: IntArray,
+        attr_ranks: IntArray,
+        weighted: FloatArray,
+        ids: IntArray | None = None,
     ) -> None:
-        """Merge ``counts`` of (row, attribute*2**32 + value id) pairs with decay ``weight``."""
+        """Merge decayed counts of (row, attribute * 2**32 + rank) pairs (repeats are summed).
+
+        ``rank`` is the value id, or an index into ``ids`` when given: ranks then set the
+        order in which new values compete for a full sketch, so callers can make it
+        independent of the order in which values were first interned.
+        """
         if rows.size == 0:
             return
-        # attribute (2 bits) and value id (32 bits) fit below the row in one sortable int64
-        keys = (rows << 34) | attr_values
+        # attribute (2 bits) and rank (32 bits) fit below the row in one sortable int64
+        keys = (rows << 34) | attr_ranks
         uniq, inverse = np.unique(keys, return_inverse=True)
-        summed = np.bincount(inverse, weights=counts, minlength=uniq.shape[0])
-        self.add(uniq >> 34, uniq & ((1 << 34) - 1), summed.astype(np.float64), weight)
+        summed = np.bincount(inverse, weights=weighted, minlength=uniq.shape[0])
+        attr = (uniq >> 32) & 0x3
+        rank = uniq & 0xFFFFFFFF
+        vals = (rank if ids is None else ids[rank]).astype(np.int32)
+        self.add(uniq >> 34, attr, vals, summed.astype(np.float64))
 
     def top(self, row: int, attr: int) -> list[tuple[int, float]]:
         """(value id, decayed weight) of a row's sketch for one attribute, heaviest first."""

@@ -20,6 +20,7 @@ burst of a never-seen API be scored at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "SCALES",
     "BaselineTable",
     "Expectation",
+    "RowClock",
     "StreamExposure",
     "daytype_of",
     "slot_of",
@@ -68,6 +70,14 @@ def slot_of(minute: int) -> int:
 def daytype_of(minute: int) -> int:
     """0 for Monday to Friday, 1 for Saturday and Sunday (UTC)."""
     return 1 if (minute // 1440 + 3) % 7 >= 5 else 0
+
+
+def _daytypes(minutes: IntArray) -> IntArray:
+    return ((minutes // 1440 + 3) % 7 >= 5).astype(np.int64)
+
+
+def _slots(minutes: IntArray) -> IntArray:
+    return _daytypes(minutes) * 24 + (minutes // 60) % 24
 
 
 @dataclass(slots=True)
@@ -112,6 +122,40 @@ class StreamExposure:
 
 
 @dataclass(frozen=True, slots=True)
+class RowClock:
+    """Per-row time and exposure for one vectorized step over rows of several streams.
+
+    Row ``i`` is being closed at ``minute[i]`` of a stream whose forward-decay reference is
+    ``ref[i]`` and whose exposure (before this minute) is ``total[i]`` and ``slots[i]``.
+    """
+
+    minute: IntArray
+    ref: IntArray
+    total: FloatArray
+    slots: FloatArray
+
+    @classmethod
+    def gather(
+        cls, exposures: Sequence[StreamExposure], minutes: Sequence[int], item: IntArray
+    ) -> RowClock:
+        """Rows whose stream is ``exposures[item[i]]``, closing ``minutes[item[i]]``."""
+        minute = np.asarray(minutes, dtype=np.int64)[item]
+        ref = np.array([e.ref_minute for e in exposures], dtype=np.int64)[item]
+        total = np.array([e.total for e in exposures], dtype=np.float64)[item]
+        slots = np.stack([e.slots for e in exposures if e.slots is not None])[item]
+        return cls(minute=minute, ref=ref, total=total, slots=slots)
+
+    @classmethod
+    def single(cls, exposure: StreamExposure, minute: int, n_rows: int) -> RowClock:
+        """``n_rows`` rows of one stream, all at ``minute``."""
+        return cls.gather([exposure], [minute], np.zeros(n_rows, dtype=np.int64))
+
+    def weight(self, half_life: float) -> FloatArray:
+        """Forward-decay weight of each row's minute."""
+        return np.exp2((self.minute - self.ref) / half_life)
+
+
+@dataclass(frozen=True, slots=True)
 class Expectation:
     """What the baseline expects of a set of rows in one minute."""
 
@@ -133,10 +177,11 @@ class BaselineTable:
         >>> row = table.add_row()
         >>> rows = np.array([row])
         >>> for minute in range(600):
-        ...     table.flush_buckets(rows, minute, exp)
+        ...     clock = RowClock.single(exp, minute, 1)
+        ...     table.flush_buckets(rows, clock)
         ...     exp.add_minutes(minute, minute + 1)
-        ...     table.learn(rows, np.array([2.0]), minute, exp)
-        >>> e = table.expect(np.array([row]), 600, exp)
+        ...     table.learn(rows, np.array([2.0]), clock)
+        >>> e = table.expect(rows, RowClock.single(exp, 600, 1))
         >>> round(float(e.mean_rate[0]), 2), round(float(e.phi[0, 0]), 2)
         (1.82, 1.0)
     """
@@ -194,21 +239,20 @@ class BaselineTable:
         self.counts[rows] *= np.float32(factor)
         self.sq[rows] *= factor
 
-    def flush_buckets(self, rows: IntArray, minute: int, exposure: StreamExposure) -> None:
-        """Close the 10/60-minute buckets of ``rows`` that ended before ``minute``."""
+    def flush_buckets(self, rows: IntArray, clock: RowClock) -> None:
+        """Close the 10/60-minute buckets of ``rows`` that ended before their clock's minute."""
         last = self.last_minute[rows]
         for index, scale in enumerate(SCALES[1:], start=1):
-            done = (last >= 0) & (last // scale != minute // scale)
+            done = (last >= 0) & (last // scale != clock.minute // scale)
             if not done.any():
                 continue
             done_rows = rows[done]
             value = self.part[done_rows, index - 1].astype(np.float64)
             raw = self.part_raw[done_rows, index - 1].astype(np.float64)
             bucket_end = (last[done] // scale + 1) * scale - 1
-            weight = decay_weight(bucket_end, exposure.ref_minute, self.half_life)
+            weight = np.exp2((bucket_end - clock.ref[done]) / self.half_life)
             self.sq[done_rows, index] += value * value * weight
-            daytypes = ((bucket_end // 1440 + 3) % 7 >= 5).astype(np.int64)
-            self._update_peaks(done_rows, index, daytypes, raw, bucket_end)
+            self._update_peaks(done_rows, index, _daytypes(bucket_end), raw, bucket_end)
             self.part[done_rows, index - 1] = 0.0
             self.part_raw[done_rows, index - 1] = 0.0
 
@@ -218,71 +262,64 @@ class BaselineTable:
         scale_index: int,
         daytypes: IntArray,
         value: FloatArray,
-        minute: IntArray | int,
+        minutes: IntArray,
     ) -> None:
-        current = self.decayed_peaks_at(rows, scale_index, daytypes, minute)
+        current = self.decayed_peaks_at(rows, scale_index, daytypes, minutes)
         higher = value >= current
         if higher.any():
-            minutes = np.broadcast_to(np.asarray(minute, dtype=np.int64), rows.shape)
             self.peak_val[rows[higher], scale_index, daytypes[higher]] = value[higher]
             self.peak_min[rows[higher], scale_index, daytypes[higher]] = minutes[higher]
 
     def decayed_peaks_at(
-        self, rows: IntArray, scale_index: int, daytypes: IntArray, minute: IntArray | int
+        self, rows: IntArray, scale_index: int, daytypes: IntArray, minutes: IntArray
     ) -> FloatArray:
-        """Recent peak bucket count at one scale, decayed to ``minute``."""
+        """Recent peak bucket count at one scale, decayed to ``minutes`` (per row)."""
         val = self.peak_val[rows, scale_index, daytypes].astype(np.float64)
-        age = np.asarray(minute, dtype=np.int64) - self.peak_min[rows, scale_index, daytypes]
+        age = minutes - self.peak_min[rows, scale_index, daytypes]
         return np.asarray(val * np.exp2(-np.maximum(age, 0) / self.peak_half_life))
 
-    def peaks(self, rows: IntArray, minute: int) -> FloatArray:
-        """Decayed peaks of all scales for the day type of ``minute``, shape (rows, scales).
+    def peaks(self, rows: IntArray, minutes: IntArray) -> FloatArray:
+        """Decayed peaks of all scales for the day type of each row's minute, ``(rows, scales)``.
 
         A day type with no peak yet (the first weekend) borrows the other day type's.
         """
-        daytype = daytype_of(minute)
-        own = np.full(rows.shape, daytype, dtype=np.int64)
-        other = 1 - own
-        columns = []
-        for i in range(len(SCALES)):
-            mine = self.decayed_peaks_at(rows, i, own, minute)
-            never = self.peak_min[rows, i, daytype] == 0
-            borrowed = self.decayed_peaks_at(rows, i, other, minute)
-            columns.append(np.where(never, borrowed, mine))
-        return np.stack(columns, axis=1)
+        own = _daytypes(minutes)
+        take = np.where(self.peak_min[rows, :, own] == 0, 1 - own[:, None], own[:, None])
+        val = np.take_along_axis(self.peak_val[rows], take[:, :, None], axis=2)[:, :, 0]
+        at = np.take_along_axis(self.peak_min[rows], take[:, :, None], axis=2)[:, :, 0]
+        age = np.maximum(minutes[:, None] - at, 0)
+        return np.asarray(val.astype(np.float64) * np.exp2(-age / self.peak_half_life))
 
-    def window_counts(self, rows: IntArray, counts: FloatArray, minute: int) -> FloatArray:
+    def window_counts(self, rows: IntArray, counts: FloatArray, minutes: IntArray) -> FloatArray:
         """Counts of the current (partial) bucket at each scale, including this minute."""
         out = np.empty((rows.shape[0], len(SCALES)), dtype=np.float64)
         out[:, 0] = counts
         last = self.last_minute[rows]
-        for index, scale in enumerate(SCALES[1:], start=1):
-            same = (last >= 0) & (last // scale == minute // scale)
-            out[:, index] = np.where(same, self.part[rows, index - 1], 0.0) + counts
+        scales = np.array(SCALES[1:], dtype=np.int64)
+        same = (last[:, None] >= 0) & (last[:, None] // scales == minutes[:, None] // scales)
+        out[:, 1:] = np.where(same, self.part[rows], 0.0) + counts[:, None]
         return out
 
-    def expect(self, rows: IntArray, minute: int, exposure: StreamExposure) -> Expectation:
-        """Expected rate and dispersion of ``rows`` in ``minute``, from history before it."""
-        assert exposure.slots is not None
-        slot = slot_of(minute)
+    def expect(self, rows: IntArray, clock: RowClock) -> Expectation:
+        """Expected rate and dispersion of ``rows`` in their minute, from history before it."""
         counts = self.counts[rows].astype(np.float64)
         total = counts.sum(axis=1)
         # priors are in minutes *now*, i.e. in the same forward-decay units as the sums
-        now = float(decay_weight(minute, exposure.ref_minute, self.half_life))
-        mean_rate = (total + _PRIOR_COUNT * now) / (exposure.total + _PRIOR_MINUTES * now)
-        slot_exposure = exposure.slots[slot]
-        mu = (counts[:, slot] + _SLOT_PRIOR_MINUTES * now * mean_rate) / (
+        now = clock.weight(self.half_life)
+        mean_rate = (total + _PRIOR_COUNT * now) / (clock.total + _PRIOR_MINUTES * now)
+        slot = _slots(clock.minute)
+        index = np.arange(rows.shape[0])
+        slot_exposure = clock.slots[index, slot]
+        mu = (counts[index, slot] + _SLOT_PRIOR_MINUTES * now * mean_rate) / (
             slot_exposure + _SLOT_PRIOR_MINUTES * now
         )
-        observed = exposure.slots > 0
-        inv = np.where(observed, 1.0 / np.where(observed, exposure.slots, 1.0), 0.0)
-        between = (counts * counts) @ inv
-        phi = np.empty((rows.shape[0], len(SCALES)), dtype=np.float64)
-        buckets_seen = np.maximum(exposure.total, 1.0)
-        for index, scale in enumerate(SCALES):
-            within = np.maximum(self.sq[rows, index] - between * scale, 0.0)
-            variance = within / max(buckets_seen / scale, 1.0)
-            phi[:, index] = variance / np.maximum(scale * mean_rate, 1e-9)
+        observed = clock.slots > 0
+        inv = np.where(observed, 1.0 / np.where(observed, clock.slots, 1.0), 0.0)
+        between = np.einsum("ij,ij->i", counts * counts, inv)
+        scales = np.array(SCALES, dtype=np.float64)
+        buckets = np.maximum(np.maximum(clock.total, 1.0)[:, None] / scales, 1.0)
+        within = np.maximum(self.sq[rows] - between[:, None] * scales, 0.0)
+        phi = (within / buckets) / np.maximum(scales * mean_rate[:, None], 1e-9)
         np.clip(phi, 1.0, _MAX_PHI, out=phi)
         return Expectation(mu=mu, mean_rate=mean_rate, phi=phi)
 
@@ -290,24 +327,21 @@ class BaselineTable:
         self,
         rows: IntArray,
         counts: FloatArray,
-        minute: int,
-        exposure: StreamExposure,
+        clock: RowClock,
         peak_counts: FloatArray | None = None,
     ) -> None:
         """Add one closed minute's counts of ``rows`` (each row at most once).
 
         ``counts`` feed the moments; ``peak_counts`` (default: the same) feed the peaks, so that
         a suspicious minute can be learned winsorized while its size still sets the bar.
-        Call :meth:`flush_buckets` for ``rows`` and ``minute`` first (the engine does so once,
+        Call :meth:`flush_buckets` for ``rows`` and ``clock`` first (the engine does so once,
         before :meth:`expect`).
         """
         peak_counts = counts if peak_counts is None else peak_counts
-        weight = float(decay_weight(minute, exposure.ref_minute, self.half_life))
-        slot = slot_of(minute)
-        self.counts[rows, slot] += (counts * weight).astype(np.float32)
+        weight = clock.weight(self.half_life)
+        self.counts[rows, _slots(clock.minute)] += (counts * weight).astype(np.float32)
         self.sq[rows, 0] += counts * counts * weight
         self.part[rows] += counts[:, None].astype(np.float32)
         self.part_raw[rows] += peak_counts[:, None].astype(np.float32)
-        daytypes = np.full(rows.shape, daytype_of(minute), dtype=np.int64)
-        self._update_peaks(rows, 0, daytypes, peak_counts, minute)
-        self.last_minute[rows] = minute
+        self._update_peaks(rows, 0, _daytypes(clock.minute), peak_counts, clock.minute)
+        self.last_minute[rows] = clock.minute

@@ -17,13 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
-from insights.baselines import SCALES, BaselineTable, Expectation, StreamExposure
+from insights.baselines import SCALES, BaselineTable, Expectation, RowClock, StreamExposure
 from insights.config import EngineConfig
 from insights.detectors import OpenInsight, start_decisions
-from insights.events import CloudTrailEvent, RejectReason, event_seconds, is_read_only, principal_of
+from insights.events import CloudTrailEvent, RejectReason, is_read_only
 from insights.records import InsightKey, InsightRecord
 from insights.stats import nb_tail_score
-from insights.timeparse import TimestampError
+from insights.timeparse import TimestampError, parse_epoch_seconds
 from insights.windows import DedupeWindow, MinuteBuffer, StreamState
 
 __all__ = ["EngineStats", "InsightEngine"]
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 KeyTuple = tuple[str, str, str, str, str, str]
+RouteKey = tuple[object, ...]
 
 _CALL: Final = "ApiCallRateInsight"
 _ERROR: Final = "ApiErrorRateInsight"
@@ -43,6 +44,10 @@ _LOOKBACK = max(SCALES) + 1
 #: 3-sigma cap counts only _SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
 _SUSPECT_SCORE = 4.0
 _SUSPECT_WEIGHT = 0.25
+#: Events between two vectorized closing steps inside one ``process_many`` call.
+DRAIN_EVERY = 4096
+#: Bound of the cache of event shapes -> keys (cleared when full).
+_MAX_ROUTES = 1 << 20
 #: Empty minutes are accounted in pieces of at most this many half-lives (keeps weights finite).
 _GAP_PIECE_HALF_LIVES = 20
 
@@ -106,6 +111,8 @@ class InsightEngine:
         self._streams: dict[tuple[str, str], StreamState] = {}
         self._open: dict[int, OpenInsight] = {}
         self._dedupe = DedupeWindow(cfg.dedupe_window_minutes, cfg.dedupe_max_ids)
+        self._routes: dict[RouteKey, tuple[int, ...]] = {}
+        self._due: dict[tuple[str, str], StreamState] = {}
 
     # ------------------------------------------------------------------ hot path
     def process(self, event: CloudTrailEvent) -> list[InsightRecord]:
@@ -113,34 +120,47 @@ class InsightEngine:
         return self.process_many((event,))
 
     def process_many(self, events: Iterable[CloudTrailEvent]) -> list[InsightRecord]:
-        """Process events in order; return the Insight records they caused."""
+        """Process events in order; return the Insight records they caused.
+
+        Minutes closed by these events are scored in vectorized steps every
+        :data:`DRAIN_EVERY` events and at the end, so pass events in chunks (hundreds to
+        thousands) rather than one by one for throughput; the insights are the same.
+        """
         out: list[InsightRecord] = []
         stats = self.stats
         streams = self._streams
+        jump = self._jump
+        accept = self._accept
+        since_drain = 0
         for event in events:
             stats.events += 1
+            text = event.event_time
+            if text is None:
+                text = event.at_timestamp or ""
             try:
-                seconds = event_seconds(event)
+                seconds = parse_epoch_seconds(text)
             except TimestampError:
                 stats.rejected[RejectReason.BAD_TIMESTAMP.value] += 1
                 continue
-            account = event.recipient_account_id
-            region = event.aws_region
-            if not account or not region or not event.event_source or not event.event_name:
-                stats.rejected[RejectReason.MISSING_FIELD.value] += 1
-                continue
-            stream = streams.get((account, region))
+            stream = streams.get((event.recipient_account_id, event.aws_region))  # type: ignore[arg-type]
             if stream is None:
-                stream = self._new_stream(account, region, seconds)
-            elif seconds > stream.max_seen + self._jump:
-                out.extend(self._hold(stream, seconds, event))
+                if not (event.recipient_account_id and event.aws_region):
+                    stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+                    continue
+                stream = self._new_stream(event.recipient_account_id, event.aws_region, seconds)
+            elif seconds > stream.max_seen + jump:
+                self._hold(stream, seconds, event)
                 continue
-            self._accept(stream, seconds, event, out)
+            accept(stream, seconds, event)
+            since_drain += 1
+            if since_drain >= DRAIN_EVERY and self._due:
+                out.extend(self._drain())
+                since_drain = 0
+        if self._due:
+            out.extend(self._drain())
         return out
 
-    def _accept(
-        self, stream: StreamState, seconds: int, event: CloudTrailEvent, out: list[InsightRecord]
-    ) -> None:
+    def _accept(self, stream: StreamState, seconds: int, event: CloudTrailEvent) -> None:
         stats = self.stats
         minute = seconds // 60
         event_id = event.event_id
@@ -150,16 +170,35 @@ class InsightEngine:
         if minute < stream.closed_until:
             stats.late += 1
             return
-        keys = self._keys_of(event, stream)
-        if keys:
+        route = (
+            stream,
+            event.event_source,
+            event.event_name,
+            event.error_code,
+            event.read_only,
+            event.management_event,
+            event.event_category,
+            event.event_type,
+        )
+        rows = self._routes.get(route)
+        if rows is None:
+            rows = self._route(stream, event, route)
+            if rows is None:
+                return
+        if rows:
             stats.analysed += 1
             buffer = stream.pending.get(minute)
             if buffer is None:
                 buffer = stream.pending[minute] = {}
-            principal = principal_of(event)
+            ident = event.user_identity
+            principal = (
+                "null"
+                if ident is None
+                else ident.arn or ident.invoked_by or ident.principal_id or "null"
+            )
             agent = event.user_agent or "null"
             error = event.error_code or "null"
-            for row in keys:
+            for row in rows:
                 slot = (row, principal, agent, error)
                 buffer[slot] = buffer.get(slot, 0) + 1
         else:
@@ -168,7 +207,20 @@ class InsightEngine:
             stream.max_seen = seconds
             target = (seconds - self._lateness) // 60
             if target > stream.closed_until:
-                out.extend(self._advance(stream, target))
+                self._schedule(stream, target)
+
+    def _route(
+        self, stream: StreamState, event: CloudTrailEvent, route: RouteKey
+    ) -> tuple[int, ...] | None:
+        """The rows (keys) an event of this shape counts for, cached per shape; None if invalid."""
+        if not event.event_source or not event.event_name:
+            self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+            return None
+        rows = tuple(self._keys_of(event, stream))
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[route] = rows
+        return rows
 
     def _keys_of(self, event: CloudTrailEvent, stream: StreamState) -> list[int]:
         if event.event_type not in _API_EVENT_TYPES:
@@ -221,9 +273,7 @@ class InsightEngine:
         return stream
 
     # ------------------------------------------------------------------ clock jumps
-    def _hold(
-        self, stream: StreamState, seconds: int, event: CloudTrailEvent
-    ) -> list[InsightRecord]:
+    def _hold(self, stream: StreamState, seconds: int, event: CloudTrailEvent) -> None:
         """Hold back an event far ahead of its stream until others confirm the new time."""
         stream.held.append((seconds, event))
         cfg = self.config
@@ -241,31 +291,53 @@ class InsightEngine:
                 min(s for s, _ in agreeing),
                 len(agreeing),
             )
-            out = self._advance(stream, (min(s for s, _ in agreeing) - self._lateness) // 60)
+            self._schedule(stream, (min(s for s, _ in agreeing) - self._lateness) // 60)
             for held_seconds, held_event in sorted(agreeing, key=lambda p: p[0]):
-                self._accept(stream, held_seconds, held_event, out)
-            return out
+                self._accept(stream, held_seconds, held_event)
+            return
         if len(stream.held) > 4 * cfg.jump_confirm_events:
             stream.held.pop(0)
             self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += 1
-        return []
 
     # ------------------------------------------------------------------ minute closing
-    def _advance(self, stream: StreamState, target: int) -> list[InsightRecord]:
-        """Close every minute of ``stream`` before ``target``."""
+    def _schedule(self, stream: StreamState, target: int) -> None:
+        """Close ``stream``'s minutes before ``target`` to new events; score them at the next drain.
+
+        Closing is deferred so that the minutes of many streams are scored in one vectorized
+        step. A stream's results do not depend on which other streams share its step.
+        """
+        if target > stream.closed_until:
+            stream.closed_until = target
+            self._due[(stream.account, stream.region)] = stream
+
+    def _drain(self) -> list[InsightRecord]:
+        """Score and learn every closed minute not yet processed, all streams in lock-step."""
         out: list[InsightRecord] = []
-        minute = stream.closed_until
-        while minute < target:
-            if stream.open_rows or minute in stream.pending:
-                out.extend(self._close_minute(stream, minute, stream.pending.pop(minute, {})))
-                minute += 1
-                continue
+        while self._due:
+            batch: list[tuple[StreamState, int, MinuteBuffer]] = []
+            for key, stream in list(self._due.items()):
+                minute = self._next_to_close(stream)
+                if minute is None:
+                    del self._due[key]
+                else:
+                    batch.append((stream, minute, stream.pending.pop(minute, {})))
+            if batch:
+                out.extend(self._close_batch(batch))
+        return out
+
+    def _next_to_close(self, stream: StreamState) -> int | None:
+        """The next minute of ``stream`` that needs scoring; empty minutes are skipped cheaply."""
+        minute = stream.next_close
+        target = stream.closed_until
+        if minute < target and not stream.open_rows and minute not in stream.pending:
             upcoming = min((m for m in stream.pending if m >= minute), default=target)
             gap_end = min(upcoming, target)
             self._skip_empty(stream, minute, gap_end)
-            minute = gap_end
-        stream.closed_until = max(stream.closed_until, target)
-        return out
+            minute = stream.next_close = gap_end
+        if minute >= target:
+            return None
+        stream.next_close = minute + 1
+        return minute
 
     def _skip_empty(self, stream: StreamState, start: int, end: int) -> None:
         piece = int(_GAP_PIECE_HALF_LIVES * self.config.baseline_half_life_minutes)
@@ -283,37 +355,47 @@ class InsightEngine:
         self._table.rescale(rows, factor)
         self._attrs.rescale(rows, factor)
 
-    def _close_minute(
-        self, stream: StreamState, minute: int, buffer: MinuteBuffer
+    def _close_batch(
+        self, batch: list[tuple[StreamState, int, MinuteBuffer]]
     ) -> list[InsightRecord]:
-        self._rebase_if_needed(stream, minute + 1)
-        active: Counter[int] = Counter()
-        for (row, _p, _a, _e), count in buffer.items():
-            active[row] += count
-        for row in stream.open_rows:
-            active.setdefault(row, 0)
-        rows = np.fromiter(sorted(active), dtype=np.int64, count=len(active))
-        counts = np.array([active[r] for r in rows.tolist()], dtype=np.float64)
+        """Score, learn and decide one minute of each stream in ``batch``, vectorized over rows."""
+        row_list: list[int] = []
+        count_list: list[int] = []
+        bounds: list[int] = [0]
+        for stream, minute, buffer in batch:
+            self._rebase_if_needed(stream, minute + 1)
+            active: dict[int, int] = dict.fromkeys(stream.open_rows, 0)
+            for (row, _p, _a, _e), count in buffer.items():
+                active[row] = active.get(row, 0) + count
+            for row in sorted(active):
+                row_list.append(row)
+                count_list.append(active[row])
+            bounds.append(len(row_list))
+        rows = np.array(row_list, dtype=np.int64)
+        counts = np.array(count_list, dtype=np.float64)
+        item = np.repeat(np.arange(len(batch)), np.diff(bounds))
+        clock = RowClock.gather([s.exposure for s, _, _ in batch], [m for _, m, _ in batch], item)
         table = self._table
-        exposure = stream.exposure
-        table.flush_buckets(rows, minute, exposure)
-        expected = table.expect(rows, minute, exposure)
-        window = table.window_counts(rows, counts, minute)
-        elapsed = np.array([minute % s + 1 for s in SCALES], dtype=np.float64)
-        lam = expected.mu[:, None] * elapsed[None, :]
+        table.flush_buckets(rows, clock)
+        expected = table.expect(rows, clock)
+        window = table.window_counts(rows, counts, clock.minute)
+        scales = np.array(SCALES, dtype=np.float64)
+        elapsed = (clock.minute[:, None] % scales) + 1.0
+        lam = expected.mu[:, None] * elapsed
         # A partial bucket may hold a whole clump (a job that runs at minute 0 of the hour), so
         # it is scored with the larger of its own scale's dispersion and the minute scale's.
-        phi = expected.phi.copy()
-        partial = elapsed < np.array(SCALES, dtype=np.float64)
-        phi[:, partial] = np.maximum(phi[:, partial], phi[:, :1])
+        phi = np.where(
+            elapsed < scales, np.maximum(expected.phi, expected.phi[:, :1]), expected.phi
+        )
         scores = nb_tail_score(window, lam, phi)
-        is_open = np.array([r in self._open for r in rows.tolist()], dtype=bool)
-        warmed = minute - stream.first_minute >= self.config.warmup_minutes
+        is_open = np.array([r in self._open for r in row_list], dtype=bool)
+        first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
+        warmed = clock.minute - first >= self.config.warmup_minutes
         decision = start_decisions(
             scores,
             window,
             lam,
-            table.peaks(rows, minute),
+            table.peaks(rows, clock.minute),
             ~is_open & warmed,
             self.config.thresholds,
         )
@@ -323,66 +405,84 @@ class InsightEngine:
         suspect = scores[:, 0] >= _SUSPECT_SCORE
         learn = np.where(suspect, clipped + _SUSPECT_WEIGHT * (counts - clipped), counts)
         learn = np.where(guarded, clipped, learn)
-        exposure.add_minutes(minute, minute + 1)
-        table.learn(rows, learn, minute, exposure, np.where(guarded, clipped, counts))
-        self._learn_attributions(buffer, guarded, rows, minute, exposure)
-        records = self._observe_open(stream, minute, buffer, rows, counts, expected)
-        for i in np.flatnonzero(decision.mask).tolist():
-            records.append(
-                self._start(
-                    stream,
-                    int(rows[i]),
-                    minute,
-                    buffer,
-                    int(decision.scale_index[i]),
-                    float(decision.score[i]),
-                    float(expected.mu[i]),
-                    float(expected.mean_rate[i]),
-                )
+        for stream, minute, _ in batch:
+            stream.exposure.add_minutes(minute, minute + 1)
+        table.learn(rows, learn, clock, np.where(guarded, clipped, counts))
+        weights = clock.weight(self.config.baseline_half_life_minutes)
+        self._learn_attributions(batch, rows[~guarded], rows, weights)
+        records: list[InsightRecord] = []
+        starts = np.flatnonzero(decision.mask).tolist()
+        for index, (stream, minute, buffer) in enumerate(batch):
+            lo, hi = bounds[index], bounds[index + 1]
+            records.extend(
+                self._observe_open(stream, minute, buffer, rows, lo, hi, counts, expected)
             )
-        stream.remember(minute, buffer, _LOOKBACK)
+            for i in (i for i in starts if lo <= i < hi):
+                records.append(
+                    self._start(
+                        stream,
+                        int(rows[i]),
+                        minute,
+                        buffer,
+                        int(decision.scale_index[i]),
+                        float(decision.score[i]),
+                        float(expected.mu[i]),
+                        float(expected.mean_rate[i]),
+                    )
+                )
+            stream.remember(minute, buffer, _LOOKBACK)
         return records
 
     def _learn_attributions(
         self,
-        buffer: MinuteBuffer,
-        guarded: npt.NDArray[np.bool_],
+        batch: list[tuple[StreamState, int, MinuteBuffer]],
+        learned: IntArray,
         rows: IntArray,
-        minute: int,
-        exposure: StreamExposure,
+        weights: FloatArray,
     ) -> None:
-        if not buffer:
+        """Merge the minute's attribute values of ``learned`` rows into their sketches.
+
+        Values are ranked by their text, so the sketches do not depend on interning order.
+        """
+        keep = set(learned.tolist())
+        if not keep:
             return
-        skip = set(rows[guarded].tolist())
-        names = self._names
+        weight_of = dict(zip(rows.tolist(), weights.tolist(), strict=True))
         r_list: list[int] = []
-        v_list: list[int] = []
+        a_list: list[int] = []
+        v_list: list[str] = []
         c_list: list[float] = []
-        for (row, principal, agent, error), count in sorted(buffer.items()):
-            if row in skip:
-                continue
-            for attr, value in enumerate((principal, agent, error)):
-                r_list.append(row)
-                v_list.append((attr << 32) | names.id(value))
-                c_list.append(float(count))
+        for _stream, _minute, buffer in batch:
+            for (row, principal, agent, error), count in buffer.items():
+                if row not in keep:
+                    continue
+                weighted = count * weight_of[row]
+                for attr, value in enumerate((principal, agent, error)):
+                    r_list.append(row)
+                    a_list.append(attr)
+                    v_list.append(value)
+                    c_list.append(weighted)
         if not r_list:
             return
-        weight = float(2.0 ** ((minute - exposure.ref_minute) / exposure.half_life))
+        distinct = sorted(set(v_list))
+        rank = {value: i for i, value in enumerate(distinct)}
+        ids = np.array([self._names.id(v) for v in distinct], dtype=np.int64)
+        attr_ranks = (np.array(a_list, dtype=np.int64) << 32) | np.array(
+            [rank[v] for v in v_list], dtype=np.int64
+        )
         self._attrs.merge_minute(
-            np.array(r_list, dtype=np.int64),
-            np.array(v_list, dtype=np.int64),
-            np.array(c_list, dtype=np.float64),
-            weight,
+            np.array(r_list, dtype=np.int64), attr_ranks, np.array(c_list), ids
         )
 
     def _baseline_attributions(
         self, row: int, exposure: StreamExposure
     ) -> tuple[tuple[tuple[str, float], ...], ...]:
         total = max(exposure.total, 1e-12)
-        return tuple(
-            tuple((self._names.value(v), w / total) for v, w in self._attrs.top(row, a))
-            for a in range(len(ATTRIBUTES))
-        )
+        out = []
+        for attr in range(len(ATTRIBUTES)):
+            pairs = [(self._names.value(v), w / total) for v, w in self._attrs.top(row, attr)]
+            out.append(tuple(sorted(pairs, key=lambda p: (-p[1], p[0]))))
+        return tuple(out)
 
     def _start(
         self,
@@ -451,13 +551,16 @@ class InsightEngine:
         minute: int,
         buffer: MinuteBuffer,
         rows: IntArray,
+        lo: int,
+        hi: int,
         counts: FloatArray,
         expected: Expectation,
     ) -> list[InsightRecord]:
+        """Feed the minute to ``stream``'s open insights (its rows are ``rows[lo:hi]``)."""
         if not stream.open_rows:
             return []
         mu = expected.mu
-        index = {r: i for i, r in enumerate(rows.tolist())}
+        index = {r: lo + i for i, r in enumerate(rows[lo:hi].tolist())}
         for (row, principal, agent, error), count in buffer.items():
             insight = self._open.get(row)
             if insight is not None:
@@ -509,13 +612,16 @@ class InsightEngine:
 
         Held-back far-future events that were never confirmed are rejected.
         """
-        out: list[InsightRecord] = []
+        lasts: list[tuple[StreamState, int]] = []
         for stream in list(self._streams.values()):
             if stream.held:
                 self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += len(stream.held)
                 stream.held = []
             last = max([stream.max_seen // 60, *stream.pending]) + 1
-            out.extend(self._advance(stream, last))
+            self._schedule(stream, last)
+            lasts.append((stream, last))
+        out = self._drain()
+        for stream, last in lasts:
             for row in sorted(stream.open_rows):
                 insight = self._open[row]
                 out.append(self._end(stream, insight, last - 1, 0.0, "end_of_input"))

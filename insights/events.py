@@ -179,9 +179,11 @@ def _check(event: CloudTrailEvent, raw: bytes) -> Rejection | None:
     """Return a rejection when a decoded record lacks what detection needs."""
     if event.event_time is None and event.at_timestamp is None:
         return Rejection(RejectReason.MISSING_FIELD, "eventTime", raw)
-    for name in ("event_source", "event_name", "aws_region"):
-        if not getattr(event, name):
-            return Rejection(RejectReason.MISSING_FIELD, name, raw)
+    if not (event.event_source and event.event_name and event.aws_region):
+        missing = next(
+            n for n in ("event_source", "event_name", "aws_region") if not getattr(event, n)
+        )
+        return Rejection(RejectReason.MISSING_FIELD, missing, raw)
     if not event.recipient_account_id:
         ident = event.user_identity
         if ident is None or not ident.account_id:
@@ -243,13 +245,19 @@ def _from_envelope(env: _Envelope, raw: bytes | None, out: DecodeResult) -> None
     elif env.message_type is not None or env.log_events is not None:
         for log_event in env.log_events or ():
             _decode_one_record(log_event.message.encode(), out)
-    elif env.event_source is None and env.event_name is None and env.event_time is None:
-        shown = raw if raw is not None else msgspec.json.encode(env)
+    else:
+        _accept_single(env, raw, out)
+
+
+def _accept_single(event: CloudTrailEvent, raw: bytes | None, out: DecodeResult) -> None:
+    """Accept a top-level object that is not a batch: a record, or an unknown shape."""
+    if event.event_source is None and event.event_name is None and event.event_time is None:
+        shown = raw if raw is not None else msgspec.json.encode(event)
         out.rejections.append(
             Rejection(RejectReason.UNSUPPORTED_SHAPE, "no CloudTrail record found", shown)
         )
     else:
-        _accept(env, raw, out)
+        _accept(event, raw, out)
 
 
 def _fallback_records(raws: list[msgspec.Raw], out: DecodeResult) -> None:
@@ -283,13 +291,19 @@ def _decode_json_slow(data: bytes, out: DecodeResult, exc: Exception) -> None:
         out.rejections.append(Rejection(_exception_reason(exc), str(exc)[:200], data))
 
 
-def _decode_json(data: bytes, out: DecodeResult) -> None:
+def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:
     try:
-        if data.lstrip()[:1] == b"[":
+        if head == b"[":
             for env in _array_decoder.decode(data):
                 _from_envelope(env, None, out)
         else:
-            _from_envelope(_envelope_decoder.decode(data), data, out)
+            # A single record (the common Kafka message) decodes faster into the narrower
+            # struct; an object without record fields is decoded again as an envelope.
+            event = _event_decoder.decode(data)
+            if event.event_source is None and event.event_name is None and event.event_time is None:
+                _from_envelope(_envelope_decoder.decode(data), data, out)
+            else:
+                _accept(event, data, out)
     except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
         _decode_json_slow(data, out, exc)
 
@@ -327,9 +341,11 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decode
     if len(data) > max_bytes:
         out.rejections.append(Rejection(RejectReason.TOO_LARGE, f"{len(data)} bytes", data[:1024]))
         return out
-    head = data.lstrip()[:1]
+    head = data[:1]
+    if head.isspace():
+        head = data.lstrip()[:1]
     if head in (b"{", b"["):
-        _decode_json(data, out)
+        _decode_json(data, head, out)
         return out
     inner = _unwrap_cloudwatch(data)
     if inner is None:
@@ -340,7 +356,7 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decode
     if len(inner) > max_bytes:
         out.rejections.append(Rejection(RejectReason.TOO_LARGE, f"{len(inner)} bytes", data[:1024]))
         return out
-    _decode_json(inner, out)
+    _decode_json(inner, inner.lstrip()[:1], out)
     return out
 
 

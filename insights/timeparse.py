@@ -18,6 +18,7 @@ MAX_EPOCH = 4_102_444_800  # 2100-01-01T00:00:00Z
 
 _CACHE_LIMIT = 65_536
 _minute_cache: dict[str, int] = {}
+_SECONDS = {f"{n:02d}": n for n in range(60)}
 
 
 class TimestampError(ValueError):
@@ -39,9 +40,12 @@ def _slow_parse(text: str) -> int:
 
 
 def _minute_of(prefix: str) -> int:
+    """Epoch minute of a validated ``YYYY-MM-DDTHH:MM:`` prefix (cached)."""
     cached = _minute_cache.get(prefix)
     if cached is not None:
         return cached
+    if prefix[4] != "-" or prefix[7] != "-" or prefix[10] != "T" or prefix[13] != ":":
+        raise TimestampError("bad_timestamp", prefix)
     try:
         tm = (
             int(prefix[0:4]),
@@ -54,7 +58,11 @@ def _minute_of(prefix: str) -> int:
         datetime(*tm[:5])  # validates ranges (month 13, day 31 of February, ...)
     except ValueError as exc:
         raise TimestampError("bad_timestamp", prefix) from exc
+    if not prefix[:16].replace("-", "").replace("T", "").replace(":", "").isdigit():
+        raise TimestampError("bad_timestamp", prefix)  # int() would accept " 1" or "+1"
     value = calendar.timegm(tm) // 60
+    if not MIN_EPOCH // 60 <= value < MAX_EPOCH // 60:
+        raise TimestampError("absurd_timestamp", prefix)
     if len(_minute_cache) >= _CACHE_LIMIT:
         _minute_cache.clear()
     _minute_cache[prefix] = value
@@ -64,26 +72,22 @@ def _minute_of(prefix: str) -> int:
 def parse_epoch_seconds(text: str) -> int:
     """Return epoch seconds of an ISO-8601 UTC timestamp, range-checked.
 
+    The common ``YYYY-MM-DDTHH:MM:SSZ`` form costs two dictionary look-ups.
+
     Examples:
         >>> parse_epoch_seconds("2024-07-10T01:42:07Z")
         1720575727
         >>> parse_epoch_seconds("2020-09-14T00:44:23.000Z")
         1600044263
     """
-    if (
-        len(text) == 20
-        and text[19] == "Z"
-        and text[4] == "-"
-        and text[10] == "T"
-        and text[13] == ":"
-        and text[16] == ":"
-    ):
-        seconds_text = text[17:19]
-        if not seconds_text.isdigit() or seconds_text > "59":
-            raise TimestampError("bad_timestamp", text)
-        value = _minute_of(text[:16]) * 60 + int(seconds_text)
-    else:
-        value = _slow_parse(text)
+    if len(text) == 20 and text[19] == "Z":
+        seconds = _SECONDS.get(text[17:19])
+        if seconds is not None:
+            minute = _minute_cache.get(text[:17])
+            if minute is None:
+                minute = _minute_of(text[:17])
+            return minute * 60 + seconds
+    value = _slow_parse(text)
     if not MIN_EPOCH <= value < MAX_EPOCH:
         raise TimestampError("absurd_timestamp", text)
     return value

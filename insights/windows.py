@@ -27,7 +27,7 @@ AttrKey = tuple[int, str, str, str]
 MinuteBuffer = dict[AttrKey, int]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class StreamState:
     """Clock and open minutes of one (account, Region) stream."""
 
@@ -37,11 +37,18 @@ class StreamState:
     first_minute: int
     max_seen: int
     closed_until: int
+    """Minutes before this are closed to new events (the watermark)."""
+    next_close: int = -1
+    """First minute not yet scored and learned (``<= closed_until``; closing is batched)."""
     rows: list[int] = field(default_factory=list)
     pending: dict[int, MinuteBuffer] = field(default_factory=dict)
     recent: dict[int, MinuteBuffer] = field(default_factory=dict)
     held: list[tuple[int, CloudTrailEvent]] = field(default_factory=list)
     open_rows: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.next_close < 0:
+            self.next_close = self.closed_until
 
     def remember(self, minute: int, buffer: MinuteBuffer, lookback: int) -> None:
         """Keep a closed minute's buffer for attribution look-back; drop old ones."""

@@ -413,6 +413,7 @@ def render(events: list[SimEvent], seed: int = 0) -> Iterator[bytes]:
     for ev in events:
         account = ev.account
         event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        issuer = ev.principal.partition("/")[2].partition("/")[0]
         record: dict[str, object] = {
             "eventVersion": "1.09",
             "userIdentity": {
@@ -422,7 +423,14 @@ def render(events: list[SimEvent], seed: int = 0) -> Iterator[bytes]:
                 "accountId": account,
                 "accessKeyId": "ASIA" + event_id[-16:].upper(),
                 "sessionContext": {
-                    "sessionIssuer": {},
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "principalId": "AROA" + event_id[:17].replace("-", "").upper(),
+                        "arn": ev.principal.split("/")[0].replace(":sts:", ":iam:") + "/" + issuer,
+                        "accountId": account,
+                        "userName": issuer,
+                    },
+                    "webIdFederationData": {},
                     "attributes": {
                         "creationDate": _time(ev.seconds - 3600),
                         "mfaAuthenticated": "false",
@@ -439,6 +447,8 @@ def render(events: list[SimEvent], seed: int = 0) -> Iterator[bytes]:
                 "filterSet": {},
                 "maxResults": 100,
                 "resourceId": "i-" + event_id[:17].replace("-", ""),
+                "instancesSet": {"items": [{"instanceId": "i-" + event_id[-17:].replace("-", "")}]},
+                "includeAllInstances": False,
             },
             "responseElements": None if ev.read_only else {"requestId": event_id, "return": True},
             "requestID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -448,6 +458,14 @@ def render(events: list[SimEvent], seed: int = 0) -> Iterator[bytes]:
             "managementEvent": True,
             "recipientAccountId": account,
             "eventCategory": "Management",
+            "resources": [
+                {
+                    "accountId": account,
+                    "type": "AWS::EC2::Instance",
+                    "ARN": f"arn:aws:ec2:{ev.region}:{account}:instance/i-{event_id[-17:]}",
+                }
+            ],
+            "sessionCredentialFromConsole": "true" if "Console" in ev.agent else None,
             "tlsDetails": {
                 "tlsVersion": "TLSv1.3",
                 "cipherSuite": "TLS_AES_128_GCM_SHA256",

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from insights.baselines import BaselineTable, StreamExposure, daytype_of, slot_of
+from insights.baselines import (
+    BaselineTable,
+    Expectation,
+    RowClock,
+    StreamExposure,
+    daytype_of,
+    slot_of,
+)
 
 
 def learn_series(counts: list[float], start: int = 0) -> tuple[BaselineTable, StreamExposure, int]:
@@ -12,11 +19,16 @@ def learn_series(counts: list[float], start: int = 0) -> tuple[BaselineTable, St
     rows = np.array([row])
     for i, c in enumerate(counts):
         minute = start + i
-        table.flush_buckets(rows, minute, exposure)
+        clock = RowClock.single(exposure, minute, 1)
+        table.flush_buckets(rows, clock)
         exposure.add_minutes(minute, minute + 1)
         if c:
-            table.learn(rows, np.array([float(c)]), minute, exposure)
+            table.learn(rows, np.array([float(c)]), clock)
     return table, exposure, row
+
+
+def expect_at(table: BaselineTable, row: int, minute: int, exposure: StreamExposure) -> Expectation:
+    return table.expect(np.array([row]), RowClock.single(exposure, minute, 1))
 
 
 def test_slots_and_daytypes() -> None:
@@ -29,7 +41,7 @@ def test_poisson_series_has_rate_and_unit_dispersion() -> None:
     rng = np.random.default_rng(3)
     counts = rng.poisson(3.0, size=3 * 1440).astype(float).tolist()
     table, exposure, row = learn_series(counts)
-    exp = table.expect(np.array([row]), len(counts), exposure)
+    exp = expect_at(table, row, len(counts), exposure)
     assert abs(exp.mean_rate[0] - 3.0) < 0.1
     assert np.all(exp.phi[0] < 1.3)
 
@@ -39,7 +51,7 @@ def test_clumpy_series_is_overdispersed_at_every_scale() -> None:
     for minute in range(0, len(counts), 97):
         counts[minute] = 40.0
     table, exposure, row = learn_series(counts)
-    exp = table.expect(np.array([row]), len(counts), exposure)
+    exp = expect_at(table, row, len(counts), exposure)
     assert exp.phi[0, 0] > 10
 
 
@@ -47,10 +59,9 @@ def test_seasonal_slot_rate() -> None:
     monday = 4 * 1440
     counts = [5.0 if (m // 60) % 24 in range(9, 17) else 0.0 for m in range(4 * 1440)]
     table, exposure, row = learn_series(counts, start=monday)
-    rows = np.array([row])
     friday = monday + 4 * 1440
-    busy = table.expect(rows, friday + 10 * 60, exposure).mu[0]
-    quiet = table.expect(rows, friday + 2 * 60, exposure).mu[0]
+    busy = expect_at(table, row, friday + 10 * 60, exposure).mu[0]
+    quiet = expect_at(table, row, friday + 2 * 60, exposure).mu[0]
     # the slot rate (5/min) shrinks towards the overall mean (1.67/min) by 120 prior minutes
     assert 3.5 < busy < 5.0
     assert quiet < 0.7  # 0 in the slot, pulled up by the prior: 1.67 * 120 / 360
@@ -61,10 +72,10 @@ def test_rebase_keeps_expectations() -> None:
     counts = rng.poisson(2.0, size=1440).astype(float).tolist()
     table, exposure, row = learn_series(counts)
     rows = np.array([row])
-    before = table.expect(rows, 1440, exposure)
+    before = expect_at(table, row, 1440, exposure)
     factor = exposure.rebase(1440)
     table.rescale(rows, factor)
-    after = table.expect(rows, 1440, exposure)
+    after = expect_at(table, row, 1440, exposure)
     np.testing.assert_allclose(after.mu, before.mu, rtol=1e-5)
     np.testing.assert_allclose(after.phi, before.phi, rtol=1e-4)
 
@@ -74,8 +85,8 @@ def test_peaks_remember_recent_bursts_and_decay() -> None:
     counts[10] = 30.0
     table, _, row = learn_series(counts)
     rows = np.array([row])
-    now = table.peaks(rows, 200)[0, 0]
-    later = table.peaks(rows, 200 + 4_320)[0, 0]
+    now = table.peaks(rows, np.array([200]))[0, 0]
+    later = table.peaks(rows, np.array([200 + 4_320]))[0, 0]
     assert 29 < now <= 30
     assert abs(later - now / 2) < 0.1
 

@@ -21,7 +21,19 @@ def test_fractional_and_offset_forms() -> None:
     assert parse_epoch_seconds("2020-09-14T02:44:23+02:00") == 1_600_044_263
 
 
-@pytest.mark.parametrize("text", ["2024-13-01T00:00:00Z", "2024-01-01T00:00:61Z", "", "abc"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-13-01T00:00:00Z",
+        "2024-01-01T00:00:61Z",
+        "",
+        "abc",
+        "2024-01-01T00:00:+1Z",
+        "+024-01-01T00:00:00Z",
+        "2024-01-01T0 :00:00Z",
+        "2024/01/01T00:00:00Z",
+    ],
+)
 def test_invalid(text: str) -> None:
     with pytest.raises(TimestampError):
         parse_epoch_seconds(text)
@@ -29,3 +41,12 @@ def test_invalid(text: str) -> None:
 
 def test_format_minute_round_trip() -> None:
     assert parse_epoch_seconds(format_minute(28_676_262)) == 28_676_262 * 60
+
+
+@pytest.mark.parametrize(
+    "text", ["2200-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2200-01-01T00:00:00.5Z"]
+)
+def test_absurd_years_are_their_own_reason(text: str) -> None:
+    with pytest.raises(TimestampError) as info:
+        parse_epoch_seconds(text)
+    assert info.value.reason == "absurd_timestamp"
