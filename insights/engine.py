@@ -65,6 +65,19 @@ class EngineStats:
     insights_started: Counter[str] = field(default_factory=Counter)
     insights_ended: Counter[str] = field(default_factory=Counter)
 
+    def copy(self) -> EngineStats:
+        """An independent copy (to compute what changed since)."""
+        return EngineStats(
+            events=self.events,
+            analysed=self.analysed,
+            not_analysed=self.not_analysed,
+            duplicates=self.duplicates,
+            late=self.late,
+            rejected=Counter(self.rejected),
+            insights_started=Counter(self.insights_started),
+            insights_ended=Counter(self.insights_ended),
+        )
+
     def as_dict(self) -> dict[str, object]:
         """Plain-data view (for summaries and snapshots)."""
         return {
@@ -653,6 +666,14 @@ class InsightEngine:
     def open_insights(self) -> int:
         """Number of insights started and not yet ended."""
         return len(self._open)
+
+    def keys(self, start: int = 0) -> list[InsightKey]:
+        """Tracked keys in the order they were first seen, from index ``start``."""
+        return self._keys[start:]
+
+    def newest_watermark(self) -> int | None:
+        """The most advanced closed-minute watermark over all streams (epoch minute)."""
+        return max((s.closed_until for s in self._streams.values()), default=None)
 
     def watermark(self, account: str, region: str) -> int | None:
         """Closed-minute watermark (epoch minute) of a stream, or None if unknown."""

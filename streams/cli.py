@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import time
-import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
@@ -15,8 +14,9 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from insights import CloudTrailEvent, EngineConfig, InsightEngine, InsightRecord
-from streams.errors import ConfigError, StreamsError
+from streams.errors import ConfigError, SinkError, StreamsError
 from streams.files import read_inputs
+from streams.settings import KeyScheme, WorkerSettings, load_settings, read_config_file
 
 __all__ = ["main"]
 
@@ -32,14 +32,7 @@ def load_config(path: str | None, overrides: dict[str, Any]) -> EngineConfig:
     """Detection settings from an optional TOML/JSON file plus command-line overrides."""
     values: dict[str, Any] = {}
     if path:
-        file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            text = file.read_text(encoding="utf-8")
-            loaded = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        loaded = read_config_file(path)
         values.update(loaded.get("detection", loaded))
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -124,7 +117,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 chunk = []
                 progress.update(engine.stats.events, written)
         emit(engine.process_many(chunk))
-        emit(engine.flush())
+        if not args.keep_open:
+            emit(engine.flush())
     finally:
         progress.done()
         if args.output:
@@ -133,11 +127,122 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _worker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML or JSON settings file")
+    parser.add_argument("--bootstrap-servers")
+    parser.add_argument("--input-topic", action="append", dest="input_topics")
+    parser.add_argument("--output-topic")
+    parser.add_argument("--dead-letter-topic")
+    parser.add_argument("--group-id")
+    parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--metrics-host")
+    parser.add_argument("--checkpoint-store", choices=["kafka", "directory"])
+    parser.add_argument("--state-dir")
+    parser.add_argument("--checkpoint-interval-seconds", type=float)
+    parser.add_argument("--security-protocol")
+    parser.add_argument("--sasl-mechanism")
+    parser.add_argument("--sasl-plain-username")
+    parser.add_argument("--ssl-cafile")
+    parser.add_argument("--sensitivity", choices=["low", "medium", "high"])
+    parser.add_argument("--warmup-minutes", type=int)
+
+
+_WORKER_FLAGS = (
+    "bootstrap_servers",
+    "input_topics",
+    "output_topic",
+    "dead_letter_topic",
+    "group_id",
+    "metrics_port",
+    "metrics_host",
+    "checkpoint_store",
+    "state_dir",
+    "checkpoint_interval_seconds",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "ssl_cafile",
+)
+
+
+def _settings(args: argparse.Namespace) -> WorkerSettings:
+    flags = {name: getattr(args, name) for name in _WORKER_FLAGS}
+    detection = {"sensitivity": args.sensitivity, "warmup_minutes": args.warmup_minutes}
+    detection = {k: v for k, v in detection.items() if v is not None}
+    if detection:
+        flags["detection"] = detection
+    return load_settings(args.config, **flags)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate settings and print them (secrets masked) as JSON."""
+    print(json.dumps(_settings(args).masked(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the stream worker until SIGTERM or SIGINT."""
+    from streams.runner import run_worker
+
+    return run_worker(_settings(args))
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Load CloudTrail records into a topic, keyed by account and Region."""
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    from streams.produce import iter_raw_records, produce
+
+    if args.batch < 1:
+        raise ConfigError("--batch must be at least 1")
+    records = iter_raw_records(args.paths)
+    try:
+        if args.partitions:
+            admin = KafkaAdminClient(bootstrap_servers=args.bootstrap_servers)
+            try:
+                admin.create_topics([NewTopic(args.topic, args.partitions, 1)])
+            except TopicAlreadyExistsError:
+                pass
+            finally:
+                admin.close()
+        compression = None if args.compression == "none" else args.compression
+        producer = KafkaProducer(
+            bootstrap_servers=args.bootstrap_servers,
+            compression_type=compression,
+            linger_ms=20,
+            batch_size=256 * 1024,
+            max_request_size=8 * 1024 * 1024,
+            acks="all",
+        )
+    except KafkaError as exc:
+        raise SinkError(f"cannot connect to {args.bootstrap_servers}: {exc}") from exc
+    try:
+        stats = produce(producer, args.topic, records, KeyScheme(args.key), args.batch)
+    finally:
+        producer.close()
+    print(
+        f"{stats.records} records in {stats.messages} messages to {args.topic} "
+        f"({len(stats.keys)} keys, {stats.unkeyed} unkeyed)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Write a simulated CloudTrail stream as JSON lines, and its labels as JSON."""
     from streams.simulate import Scenario, generate, render
 
-    scenario = Scenario(seed=args.seed, days=args.days, reads_per_minute=args.reads_per_minute)
+    anomaly_day = args.anomaly_day if args.anomaly_day is not None else args.days - 1
+    if not 1 <= anomaly_day < args.days:
+        raise ConfigError("--anomaly-day must be after the first day and before --days")
+    scenario = Scenario(
+        seed=args.seed,
+        days=args.days,
+        reads_per_minute=args.reads_per_minute,
+        anomaly_day=anomaly_day,
+    )
     events = generate(scenario)
     with open(args.output, "wb") as out:
         for line in render(events, seed=args.seed):
@@ -156,7 +261,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Simulate a stream with injected bursts and print Insights as they are detected."""
     from streams.demo import run_demo
 
-    return run_demo(days=args.days)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("streams").setLevel(logging.WARNING)
+    logging.getLogger("insights").setLevel(logging.WARNING)
+    return run_demo(days=args.days, metrics_port=args.metrics_port, serve=args.serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +279,38 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--output", "-o", help="write Insight records here instead of stdout")
     replay.add_argument("--sensitivity", choices=["low", "medium", "high"])
     replay.add_argument("--warmup-minutes", type=int)
+    replay.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="at end of input, leave insights and the last minutes open (as a streaming "
+        "worker has them) instead of closing them with End records",
+    )
     replay.set_defaults(func=cmd_replay)
+
+    run = sub.add_parser("run", help="the Kafka stream worker")
+    _worker_flags(run)
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="print the effective settings, secrets masked")
+    _worker_flags(check)
+    check.set_defaults(func=cmd_check_config)
+
+    prod = sub.add_parser("produce", help="load CloudTrail files into a Kafka topic")
+    prod.add_argument("paths", nargs="+", help="file, directory (S3 layout) or - for stdin")
+    prod.add_argument("--topic", required=True)
+    prod.add_argument("--bootstrap-servers", required=True)
+    prod.add_argument(
+        "--key",
+        choices=[k.value for k in KeyScheme],
+        default=KeyScheme.ACCOUNT_REGION.value,
+        help="message key (every detection key must land on one partition)",
+    )
+    prod.add_argument(
+        "--batch", type=int, default=1, help='records per message ({"Records": [...]} when > 1)'
+    )
+    prod.add_argument("--compression", choices=["none", "gzip", "lz4"], default="none")
+    prod.add_argument("--partitions", type=int, help="create the topic with this many partitions")
+    prod.set_defaults(func=cmd_produce)
 
     simulate = sub.add_parser("simulate", help="write a simulated, labelled CloudTrail stream")
     simulate.add_argument("--output", "-o", required=True)
@@ -179,10 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--days", type=int, default=10)
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--reads-per-minute", type=float, default=6.0)
+    simulate.add_argument(
+        "--anomaly-day", type=int, help="day (0-based) of the injected bursts; default the last"
+    )
     simulate.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", help="simulated stream with injected bursts, live Insights")
-    demo.add_argument("--days", type=int, default=9)
+    demo.add_argument("--days", type=int, default=5)
+    demo.add_argument("--metrics-port", type=int, help="default: a free port")
+    demo.add_argument(
+        "--serve", action="store_true", help="keep serving metrics after the summary until Ctrl-C"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from insights import DecodeResult, Rejection, RejectReason, decode_message, iter_json_lines
 from streams.errors import SourceError
 
-__all__ = ["FileBatch", "iter_paths", "read_inputs"]
+__all__ = ["FileBatch", "iter_paths", "load_file", "read_inputs"]
 
 _SKIP_DIRS = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
 _SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz", ".log")
@@ -48,7 +48,8 @@ def iter_paths(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def _load(path: Path) -> bytes:
+def load_file(path: Path) -> bytes:
+    """A file's bytes, gunzipped when it is gzip (``ValueError`` for a broken gzip)."""
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         try:
@@ -87,7 +88,7 @@ def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
             continue
         for path in iter_paths(Path(name)):
             try:
-                data = _load(path)
+                data = load_file(path)
             except (OSError, ValueError) as exc:
                 bad = DecodeResult([], [Rejection(RejectReason.BAD_PAYLOAD, f"{path}: {exc}", b"")])
                 yield FileBatch(str(path), bad)
