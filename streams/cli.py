@@ -14,7 +14,8 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from insights import CloudTrailEvent, EngineConfig, InsightEngine, InsightRecord
-from streams.errors import ConfigError, SinkError, StreamsError
+from insights.timeparse import TimestampError, parse_epoch_seconds
+from streams.errors import ConfigError, SinkError, SourceError, StreamsError
 from streams.files import read_inputs
 from streams.settings import KeyScheme, WorkerSettings, load_settings, read_config_file
 
@@ -230,6 +231,40 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_insights_list(args: argparse.Namespace) -> int:
+    """List Insights from Insight files (ours or AWS's), filtered, like the console's page."""
+    from streams.demo import describe
+    from streams.sinks import read_insight_files
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise SourceError(f"no such directory: {args.root}")
+    since = None
+    if args.since:
+        try:
+            since = parse_epoch_seconds(args.since)
+        except TimestampError as exc:
+            raise ConfigError(f"--since: {exc}") from exc
+    shown = 0
+    for record in read_insight_files(root):
+        details = record["insightDetails"]
+        if since is not None and parse_epoch_seconds(record["eventTime"]) < since:
+            continue
+        if args.account and record["recipientAccountId"] != args.account:
+            continue
+        if args.region and record["awsRegion"] != args.region:
+            continue
+        if args.api and args.api not in (
+            details["eventName"],
+            f"{details['eventSource']}:{details['eventName']}",
+        ):
+            continue
+        print(json.dumps(record) if args.json else describe(record))
+        shown += 1
+    print(f"{shown} insight records", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Write a simulated CloudTrail stream as JSON lines, and its labels as JSON."""
     from streams.simulate import Scenario, generate, render
@@ -322,6 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--anomaly-day", type=int, help="day (0-based) of the injected bursts; default the last"
     )
     simulate.set_defaults(func=cmd_simulate)
+
+    insights = sub.add_parser("insights", help="read Insight history back")
+    insights_sub = insights.add_subparsers(dest="insights_command", required=True)
+    listing = insights_sub.add_parser("list", help="list Insights from Insight files")
+    listing.add_argument("--root", required=True, help="directory holding AWSLogs/...")
+    listing.add_argument("--since", help="ISO-8601 time, e.g. 2024-01-05T00:00:00Z")
+    listing.add_argument("--account")
+    listing.add_argument("--region")
+    listing.add_argument("--api", help="eventName or eventSource:eventName")
+    listing.add_argument("--json", action="store_true", help="JSON lines instead of a summary")
+    listing.set_defaults(func=cmd_insights_list)
 
     demo = sub.add_parser("demo", help="simulated stream with injected bursts, live Insights")
     demo.add_argument("--days", type=int, default=5)

@@ -7,6 +7,7 @@ import signal
 import threading
 from types import FrameType
 
+from streams.delivery import start_sinks
 from streams.errors import StreamsError
 from streams.metrics import MetricsServer
 from streams.settings import WorkerSettings
@@ -41,12 +42,16 @@ def run_worker(settings: WorkerSettings) -> int:
         server = MetricsServer(worker.metrics.registry, worker.health)
         server.start(settings.metrics_host, settings.metrics_port)
     install_signal_handlers(worker.stop_event)
+    sinks = start_sinks(settings, worker.metrics, worker.stop_event)
     try:
         worker.run()
     except StreamsError as exc:
         logger.error("worker stopped: %s", exc)
         return 1
     finally:
+        worker.stop_event.set()
+        for sink in sinks:
+            sink.thread.join(settings.shutdown_timeout_seconds)
         if server is not None:
             server.stop()
     return 0

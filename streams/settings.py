@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from insights import EngineConfig
 from streams.errors import ConfigError
+from streams.sinks import WebhookSettings
 
 __all__ = [
     "CheckpointStoreKind",
@@ -103,6 +104,11 @@ class WorkerSettings(BaseSettings):
     log_level: str = "INFO"
 
     detection: EngineConfig = Field(default_factory=EngineConfig)
+
+    # sinks besides the output topic (each reads the output topic in its own group)
+    webhooks: list[WebhookSettings] = []
+    insight_dir: Path | None = None
+    """Write Insight files in AWS's S3 layout under this directory."""
 
     @field_validator("input_topics")
     @classmethod

@@ -1,0 +1,227 @@
+"""Worker throughput from a local broker, as a ratio to a bare kafka-python consume loop.
+
+    .venv/bin/python benchmarks/worker_bench.py [--records 60000] [--runs 3] [--keys 100000]
+
+For each input layout (one record per message, or ``{"Records": [...]}`` batches of 100;
+uncompressed and lz4) the same topic is read by a bare ``KafkaConsumer`` loop and by the worker
+(decode, dead-letter check, engine, checkpoints), in the same run; medians of ``--runs``. Also:
+wall-clock latency from producing the minute that closes a burst to its Insight on the output
+topic, and checkpoint size and time for ``--keys`` tracked keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+from insights import EngineConfig, InsightEngine, InsightRecord, decode_message
+from streams.broker import LocalBroker
+from streams.checkpoints import Checkpoint, DirectoryStore
+from streams.settings import load_settings
+from streams.simulate import Scenario, generate, render
+from streams.worker import Worker
+
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def fill(
+    bootstrap: str, topic: str, lines: list[bytes], batch: int, compression: str | None
+) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1)])
+    admin.close()
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        batch_size=512 * 1024,
+        compression_type=compression,
+        max_request_size=8 * 1024 * 1024,
+    )
+    messages = 0
+    for start in range(0, len(lines), batch):
+        chunk = lines[start : start + batch]
+        value = chunk[0] if batch == 1 else b'{"Records":[' + b",".join(chunk) + b"]}"
+        producer.send(topic, value=value)
+        messages += 1
+    producer.flush()
+    producer.close()
+    return messages
+
+
+def bare(bootstrap: str, topic: str, messages: int) -> float:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 0)
+    consumer.topics()  # connected before the clock starts
+    seen = 0
+    started = time.perf_counter()
+    while seen < messages:
+        for batch in consumer.poll(timeout_ms=500, max_records=2000).values():
+            seen += len(batch)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return elapsed
+
+
+def worker_run(bootstrap: str, topic: str, messages: int, state: Path) -> float:
+    settings = load_settings(
+        None,
+        bootstrap_servers=bootstrap,
+        input_topics=[topic],
+        output_topic=f"{topic}-out",
+        group_id=f"g-{uuid.uuid4().hex[:6]}",
+        metrics_port=None,
+        checkpoint_store="directory",
+        state_dir=state,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    registry = worker.metrics.registry
+    while not worker.health.snapshot()["restored"]:  # joined the group, partition restored
+        time.sleep(0.002)
+    started = time.perf_counter()
+    while True:
+        read = registry.get_sample_value("ctinsights_messages_read_total", {"topic": topic}) or 0
+        if read >= messages:
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    worker.stop_event.set()
+    thread.join(60)
+    return elapsed
+
+
+def checkpoint_cost(keys: int, state: Path) -> tuple[int, float, float]:
+    engine = InsightEngine(EngineConfig())
+    line = (
+        b'{"eventTime": "2024-01-01T00:00:%02dZ", "eventSource": "ec2.amazonaws.com", '
+        b'"eventName": "Api%d", "awsRegion": "us-east-1", "recipientAccountId": "1", '
+        b'"readOnly": false, "managementEvent": true}'
+    )
+    events = [decode_message(line % (i % 60, i)).events[0] for i in range(keys)]
+    engine.process_many(events)
+    started = time.perf_counter()
+    snapshot = engine.save_state()
+    snap_time = time.perf_counter() - started
+    started = time.perf_counter()
+    size = DirectoryStore(state).save(Checkpoint("t", 0, 0, snapshot))
+    return size, snap_time, time.perf_counter() - started
+
+
+def burst_latency(bootstrap: str, state: Path) -> float:
+    """Seconds from producing the events that close a burst's minute to its Start on the output."""
+    topic = f"lat-{uuid.uuid4().hex[:6]}"
+    scenario = Scenario(days=2, reads_per_minute=0.5, anomaly_day=1, anomalies=("iam_burst",))
+    events = generate(scenario)
+    onset = scenario.labels[0].onset
+    lines = list(render(events))
+    cut = next(i for i, ev in enumerate(events) if ev.seconds >= onset + 120)
+    fill(bootstrap, topic, lines[:cut], 1, None)
+    settings = load_settings(
+        None,
+        bootstrap_servers=bootstrap,
+        input_topics=[topic],
+        output_topic=f"{topic}-out",
+        group_id=f"g-{uuid.uuid4().hex[:6]}",
+        metrics_port=None,
+        checkpoint_store="directory",
+        state_dir=state,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    arrived = threading.Event()
+
+    def on_insight(record: InsightRecord) -> None:
+        if record.state == "Start" and record.key.event_source == "iam.amazonaws.com":
+            arrived.set()
+
+    worker = Worker(settings, on_insight=on_insight)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    # the burst is in the topic but its minutes close only when later events pass the lateness
+    while not worker.health.snapshot()["restored"]:
+        time.sleep(0.01)
+    time.sleep(3)
+    assert not arrived.is_set(), "the burst was detected before its closing events were sent"
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    started = time.perf_counter()
+    for line in lines[cut : cut + 600]:
+        producer.send(topic, value=line)
+    producer.flush()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    out = TopicPartition(f"{topic}-out", 0)
+    consumer.assign([out])
+    consumer.seek(out, 0)
+    latency = float("nan")
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and latency != latency:
+        for messages in consumer.poll(timeout_ms=50).values():
+            if any(b'"iam.amazonaws.com"' in m.value and b'"Start"' in m.value for m in messages):
+                latency = time.perf_counter() - started
+    consumer.close()
+    producer.close()
+    worker.stop_event.set()
+    thread.join(60)
+    return latency
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=60_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keys", type=int, default=100_000)
+    args = parser.parse_args()
+    scenario = Scenario(days=4, reads_per_minute=6.0, anomaly_day=3)
+    lines = list(render(generate(scenario)))[: args.records]
+    print(f"{len(lines):,} records of {sum(map(len, lines)) / len(lines):,.0f} bytes")
+    with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
+        state = Path(tmp)
+        print("| layout | bare consume rec/s | worker rec/s | ratio |")
+        print("|---|---|---|---|")
+        for batch, compression in ((1, None), (1, "lz4"), (100, None), (100, "lz4")):
+            bare_rates, worker_rates = [], []
+            for _ in range(args.runs):
+                topic = f"b-{uuid.uuid4().hex[:6]}"
+                messages = fill(broker.bootstrap, topic, lines, batch, compression)
+                bare_rates.append(len(lines) / bare(broker.bootstrap, topic, messages))
+                worker_rates.append(
+                    len(lines) / worker_run(broker.bootstrap, topic, messages, state)
+                )
+            b, w = statistics.median(bare_rates), statistics.median(worker_rates)
+            name = ("1 record/message" if batch == 1 else f"{batch} records/message") + (
+                f", {compression}" if compression else ""
+            )
+            print(f"| {name} | {b:,.0f} | {w:,.0f} | {w / b:.2f} |", flush=True)
+        latencies = [burst_latency(broker.bootstrap, state) for _ in range(args.runs)]
+        print(
+            f"burst latency (produce of the closing events -> Insight on the output topic): "
+            f"median {statistics.median(latencies):.2f} s of {[round(x, 2) for x in latencies]}"
+        )
+        size, snap, write = checkpoint_cost(args.keys, state)
+        print(
+            f"checkpoint for {args.keys:,} keys: {size / 1e6:.1f} MB ({size / args.keys:.0f} "
+            f"B/key), snapshot {snap:.2f} s, durable write {write:.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
