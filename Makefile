@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench clean venv
+.PHONY: demo test check lint typecheck bench clean venv tools
 
 venv: $(STAMP)
 
@@ -17,7 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ctinsights demo
 
-test: $(STAMP)
+# Debian's prometheus + promtool for the rules and dashboard tests (apt, ~30 s, once).
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus prometheus-alertmanager >/dev/null; \
+	  else echo "install Debian's prometheus (apt-get install prometheus) and re-run" >&2; exit 1; fi; }
+
+test: $(STAMP) tools
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -31,6 +39,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/replay_bench.py
+	$(BIN)/python benchmarks/worker_bench.py
 	$(BIN)/pytest -q tests/unit/streams/test_scenarios.py
 
 clean:

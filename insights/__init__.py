@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from insights.config import SENSITIVITY_LEVELS, EngineConfig, InsightSelector, Sensitivity
-from insights.engine import EngineStats, InsightEngine
+from insights.engine import EngineStats, InsightEngine, KeyRate
 from insights.errors import EventParseError, InsightsConfigError, InsightsError, StateDecodeError
 from insights.events import (
     CloudTrailEvent,
@@ -34,6 +34,7 @@ __all__ = [
     "InsightSelector",
     "InsightsConfigError",
     "InsightsError",
+    "KeyRate",
     "RejectReason",
     "Rejection",
     "Sensitivity",

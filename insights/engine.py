@@ -26,7 +26,7 @@ from insights.stats import nb_tail_score
 from insights.timeparse import TimestampError, parse_epoch_seconds
 from insights.windows import DedupeWindow, MinuteBuffer, StreamState
 
-__all__ = ["EngineStats", "InsightEngine"]
+__all__ = ["EngineStats", "InsightEngine", "KeyRate"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,16 @@ class EngineStats:
             "insights_started": dict(self.insights_started),
             "insights_ended": dict(self.insights_ended),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRate:
+    """Current rate and baseline of one key (see :meth:`InsightEngine.rates`)."""
+
+    key: InsightKey
+    rate_per_minute: float
+    baseline_per_minute: float
+    in_insight: bool
 
 
 class InsightEngine:
@@ -666,6 +676,35 @@ class InsightEngine:
     def open_insights(self) -> int:
         """Number of insights started and not yet ended."""
         return len(self._open)
+
+    def rates(self, top_n: int = 20) -> list[KeyRate]:
+        """Rate vs baseline of the keys that matter: every open insight's key, plus the ``top_n``
+        busiest keys of the current hour (for "rate vs baseline" dashboards, bounded).
+
+        The rate is the mean per minute over the closed minutes of the current hour; the
+        baseline is the seasonal expectation for the stream's last closed minute.
+        """
+        table = self._table
+        size = table.size
+        if size == 0:
+            return []
+        hour = table.part[:size, 1].astype(np.float64)
+        chosen = set(self._open)
+        if top_n > 0:
+            busiest = np.argsort(-hour, kind="stable")[:top_n]
+            chosen.update(int(r) for r in busiest if hour[r] > 0)
+        out: list[KeyRate] = []
+        for row in sorted(chosen):
+            stream = self._row_stream[row]
+            minute = stream.next_close - 1
+            rows = np.array([row], dtype=np.int64)
+            expected = table.expect(rows, RowClock.single(stream.exposure, minute, 1))
+            last = int(table.last_minute[row])
+            same_hour = last >= 0 and last // 60 == minute // 60
+            elapsed = minute % 60 + 1
+            rate = float(hour[row]) / elapsed if same_hour else 0.0
+            out.append(KeyRate(self._keys[row], rate, float(expected.mu[0]), row in self._open))
+        return out
 
     def keys(self, start: int = 0) -> list[InsightKey]:
         """Tracked keys in the order they were first seen, from index ``start``."""

@@ -80,6 +80,13 @@ def start_sinks(
     """Start one runner per configured webhook, plus the Insight file writer if configured."""
     runners: list[SinkRunner] = []
     for hook in settings.webhooks:
+        for family in (
+            metrics.webhook_deliveries,
+            metrics.webhook_failures,
+            metrics.webhook_retries,
+            metrics.webhook_dead,
+        ):
+            family.labels(hook.name)  # series exist (at 0) before the first event
 
         def count(outcome: str, name: str = hook.name) -> None:
             {

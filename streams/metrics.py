@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
 
-from insights import EngineStats
+from insights import EngineStats, KeyRate
 
 __all__ = ["HealthState", "MetricsServer", "WorkerMetrics"]
 
@@ -139,6 +140,8 @@ class WorkerMetrics:
         self.webhook_queue = Gauge(
             "ctinsights_webhook_queue", "Insights waiting for delivery", ["sink"], registry=r
         )
+        self.baselines = BaselineCollector()
+        r.register(self.baselines)
         self.last_poll = Gauge(
             "ctinsights_last_poll_timestamp_seconds", "Wall clock of the last poll", registry=r
         )
@@ -163,6 +166,59 @@ class WorkerMetrics:
                 if value > old.get(label, 0):
                     labelled.labels(label).inc(value - old.get(label, 0))
         return after.copy()
+
+
+class BaselineCollector:
+    """Exports per-key rate and baseline for the keys that matter, at scrape time.
+
+    The worker publishes a bounded snapshot (open insights + the busiest keys) from its own
+    thread with :meth:`publish`; a scrape only reads it, so label cardinality stays bounded and
+    scrapes never touch live engine state.
+    """
+
+    _LABELS = ("account", "region", "event_source", "event_name", "insight_type", "error_code")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rates: list[KeyRate] = []
+
+    def publish(self, rates: list[KeyRate]) -> None:
+        """Replace the exported snapshot."""
+        with self._lock:
+            self._rates = list(rates)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            rates = list(self._rates)
+        rate = GaugeMetricFamily(
+            "ctinsights_api_rate_per_minute",
+            "Calls (or errors) per minute over the current hour, for open insights and busy keys",
+            labels=self._LABELS,
+        )
+        base = GaugeMetricFamily(
+            "ctinsights_api_baseline_per_minute",
+            "Seasonal baseline (expected per minute) of the same keys",
+            labels=self._LABELS,
+        )
+        active = GaugeMetricFamily(
+            "ctinsights_api_in_insight", "1 while the key has an open insight", labels=self._LABELS
+        )
+        for item in rates:
+            k = item.key
+            labels = [
+                k.account,
+                k.region,
+                k.event_source,
+                k.event_name,
+                k.insight_type,
+                k.error_code,
+            ]
+            rate.add_metric(labels, item.rate_per_minute)
+            base.add_metric(labels, item.baseline_per_minute)
+            active.add_metric(labels, 1.0 if item.in_insight else 0.0)
+        yield rate
+        yield base
+        yield active
 
 
 class HealthState:

@@ -81,26 +81,26 @@ class WorkerSettings(BaseSettings):
     ssl_password: SecretStr | None = None
 
     # consumption
-    session_timeout_ms: int = Field(10_000, ge=1_000)
-    heartbeat_interval_ms: int = Field(2_000, ge=100)
-    max_poll_records: int = Field(2_000, ge=1)
-    max_poll_interval_ms: int = Field(300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=2_000, ge=100)
+    max_poll_records: int = Field(default=2_000, ge=1)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     auto_offset_reset: str = "earliest"
 
     # state
     checkpoint_store: CheckpointStoreKind = CheckpointStoreKind.KAFKA
     state_dir: Path = Path("state")
-    checkpoint_interval_seconds: float = Field(30.0, gt=0)
-    output_delay_seconds: float = Field(1.0, ge=0)
+    checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
+    output_delay_seconds: float = Field(default=1.0, ge=0)
     """Insights wait at most this long before their checkpoint is written and they are produced."""
-    checkpoint_chunk_bytes: int = Field(900_000, ge=1_024)
-    shutdown_timeout_seconds: float = Field(30.0, gt=0)
+    checkpoint_chunk_bytes: int = Field(default=900_000, ge=1_024)
+    shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
     discard_incompatible_state: bool = False
     """Start a new baseline when a checkpoint was made under other detection settings."""
 
     # operations
     metrics_host: str = "0.0.0.0"
-    metrics_port: int | None = Field(9108, ge=0, le=65_535)
+    metrics_port: int | None = Field(default=9108, ge=0, le=65_535)
     log_level: str = "INFO"
 
     detection: EngineConfig = Field(default_factory=EngineConfig)

@@ -107,10 +107,10 @@ class WebhookSettings(BaseModel):
     routing_key: SecretStr | None = None
     """PagerDuty integration key."""
     filter: SinkFilter = SinkFilter()
-    timeout_seconds: float = Field(5.0, gt=0)
-    max_attempts: int = Field(8, ge=1)
-    backoff_seconds: float = Field(0.5, gt=0)
-    max_backoff_seconds: float = Field(60.0, gt=0)
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_seconds: float = Field(default=0.5, gt=0)
+    max_backoff_seconds: float = Field(default=60.0, gt=0)
     dead_letter_path: Path | None = None
 
     @model_validator(mode="after")

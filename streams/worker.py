@@ -52,6 +52,9 @@ _DLQ_LIMIT = 900_000
 _MAX_FETCH = 16 * 1024 * 1024
 _IDLE_PROBE_SECONDS = 10.0
 _MAX_CONFLICT_LOGS = 20
+#: Keys exported with rate and baseline (besides every key in an open insight).
+_TOP_KEYS = 20
+_RATES_EVERY_SECONDS = 5.0
 
 InsightCallback = Callable[[InsightRecord], None]
 
@@ -102,6 +105,7 @@ class Worker:
         self._parts: dict[TopicPartition, _Partition] = {}
         self._key_partition: dict[tuple[str, str, str, str], TopicPartition] = {}
         self._to_restore: set[TopicPartition] = set()
+        self._rates_published = 0.0
         self._conflicts_logged = 0
         self._last_data = time.monotonic()
         self._consumer: KafkaConsumer | None = None
@@ -582,6 +586,12 @@ class Worker:
                 self.metrics.consumer_lag.labels(part.tp.topic, str(part.tp.partition)).set(lag)
         self.metrics.keys.set(keys)
         self.metrics.open.set(open_insights)
+        if time.monotonic() - self._rates_published >= _RATES_EVERY_SECONDS:
+            self._rates_published = time.monotonic()
+            rates = [r for part in self._parts.values() for r in part.engine.rates(_TOP_KEYS)]
+            busiest = sorted(rates, key=lambda r: -r.rate_per_minute)[:_TOP_KEYS]
+            chosen = {id(r): r for r in busiest + [r for r in rates if r.in_insight]}
+            self.metrics.baselines.publish(list(chosen.values()))
         if newest is not None:
             self.metrics.watermark_lag.set(now_wall - newest * 60)
 

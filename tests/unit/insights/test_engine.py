@@ -153,3 +153,20 @@ def test_max_duration_ends_a_level_shift() -> None:
     assert first_end["additionalEventData"]["reason"] == "max_duration"
     assert first_end["insightDetails"]["insightContext"]["statistics"]["insightDuration"] == 60
     assert parse_epoch_seconds(first_end["eventTime"]) > T0 + DAY
+
+
+def test_rates_show_open_insights_above_their_baseline() -> None:
+    engine = InsightEngine(EngineConfig())
+    quiet = background(1.0)
+    engine.process_many(sorted(quiet, key=lambda e: e.event_time or ""))
+    steady = {r.key.event_name: r for r in engine.rates(top_n=50)}
+    assert steady
+    assert not any(r.in_insight for r in steady.values())
+    onset = T0 + DAY + 3600
+    records = engine.process_many([*burst(onset, 30), make_event(onset + 961, "PutObject")])
+    assert [r.state for r in records] == ["Start"]
+    rates = {r.key.event_name: r for r in engine.rates(top_n=0)}
+    assert list(rates) == ["CreateUser"]  # top_n=0: only keys in an insight
+    hot = rates["CreateUser"]
+    assert hot.in_insight
+    assert hot.rate_per_minute > 10 * hot.baseline_per_minute
