@@ -84,3 +84,24 @@ def test_grafana_provisioning_points_at_the_dashboard() -> None:
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "ctinsights.json").read_text())
     assert dashboard["uid"] == "ctinsights"
+
+
+def test_kubernetes_schema_offline() -> None:
+    """Strict validation against the bundled Kubernetes OpenAPI schemas (no cluster needed)."""
+    import copy
+
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    checked = 0
+    for doc in docs(DEPLOY / "kubernetes" / "ctinsights.yaml"):
+        if doc["kind"] == "ServiceMonitor":
+            continue  # a CRD of the Prometheus operator: no bundled schema
+        kubernetes_validate.validate(doc, version, strict=True)
+        checked += 1
+        if doc["kind"] == "Deployment":
+            broken = copy.deepcopy(doc)
+            broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "x"
+            with pytest.raises(kubernetes_validate.ValidationError):
+                kubernetes_validate.validate(broken, version, strict=True)
+    assert checked == 4
