@@ -430,7 +430,9 @@ class InsightEngine:
         learn = np.where(guarded, clipped, learn)
         for stream, minute, _ in batch:
             stream.exposure.add_minutes(minute, minute + 1)
-        table.learn(rows, learn, clock, np.where(guarded, clipped, counts))
+        # peaks learn the raw count, insight minutes included: a job that repeats at the same
+        # size (or a deploy burst) fires once, not every run; the moments stay winsorized
+        table.learn(rows, learn, clock, counts)
         weights = clock.weight(self.config.baseline_half_life_minutes)
         self._learn_attributions(batch, rows[~guarded], rows, weights)
         records: list[InsightRecord] = []

@@ -170,3 +170,17 @@ def test_rates_show_open_insights_above_their_baseline() -> None:
     hot = rates["CreateUser"]
     assert hot.in_insight
     assert hot.rate_per_minute > 10 * hot.baseline_per_minute
+
+
+def test_a_job_that_repeats_at_the_same_size_fires_once() -> None:
+    """Its first run is unusual; later runs of the same size are cleared by the learned peak."""
+    runs = [T0 + DAY + hour * 3600 for hour in (2, 4, 6, 15, 20)]
+    events = background(1.5) + [e for at in runs for e in burst(at, 23, "DeleteSnapshot")]
+    events.sort(key=lambda e: e.event_time or "")
+    records = starts(run(events, EngineConfig(warmup_minutes=600)))
+    assert [(r.key.event_name, r.event_minute) for r in records] == [
+        ("DeleteSnapshot", runs[0] // 60)
+    ]
+    bigger = events + burst(T0 + DAY + 22 * 3600, 60, "DeleteSnapshot")
+    bigger.sort(key=lambda e: e.event_time or "")
+    assert len(starts(run(bigger, EngineConfig(warmup_minutes=600)))) == 2  # a larger run fires
