@@ -135,6 +135,7 @@ class InsightEngine:
         self._open: dict[int, OpenInsight] = {}
         self._dedupe = DedupeWindow(cfg.dedupe_window_minutes, cfg.dedupe_max_ids)
         self._routes: dict[RouteKey, tuple[int, ...]] = {}
+        self._ended: dict[int, int] = {}
         self._due: dict[tuple[str, str], StreamState] = {}
 
     # ------------------------------------------------------------------ hot path
@@ -525,6 +526,8 @@ class InsightEngine:
         detail = stream.row_minutes(row, bucket_start, minute, (minute, buffer))
         per_minute = {m: sum(c for *_, c in items) for m, items in detail.items()}
         onset = min((m for m, c in per_minute.items() if c > mu), default=minute)
+        # never reach back into the key's previous insight: its End already covers those minutes
+        onset = max(onset, min(self._ended.get(row, onset), minute))
         insight = OpenInsight(
             key=self._keys[row],
             row=row,
@@ -615,6 +618,7 @@ class InsightEngine:
         stream.open_rows.discard(insight.row)
         self.stats.insights_ended[insight.key.insight_type] += 1
         end = insight.end_minute if reason != "max_duration" else minute + 1
+        self._ended[insight.row] = end
         duration = max(end - insight.start_minute, 1)
         return InsightRecord(
             key=insight.key,

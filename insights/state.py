@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "VERSION", "dump_engine", "load_engine"]
 
 FORMAT = "ctinsights-engine-state"
-VERSION = 1
+VERSION = 2
 
 
 def _array(a: np.ndarray) -> dict[str, Any]:
@@ -135,6 +135,7 @@ def dump_engine(engine: InsightEngine) -> bytes:
         "keys": [list(k.as_tuple()) for k in e._keys],
         "streams": [_stream(s) for s in e._streams.values()],
         "open": [_insight(o) for o in e._open.values()],
+        "ended": [[row, minute] for row, minute in e._ended.items()],
         "dedupe": e._dedupe.to_state(),
         "stats": e.stats.as_dict(),
     }
@@ -178,6 +179,7 @@ def _apply(e: InsightEngine, doc: dict[str, Any]) -> None:
         for row in s.rows:
             e._row_stream[row] = s
     e._open = {d["row"]: _uninsight(d, e._keys[d["row"]]) for d in doc["open"]}
+    e._ended = {int(row): int(minute) for row, minute in doc["ended"]}
     e._dedupe.load_state(doc["dedupe"])
     st = doc["stats"]
     e.stats = EngineStats(

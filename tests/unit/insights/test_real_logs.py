@@ -63,3 +63,19 @@ def test_fixture_excerpts(data_dir: Path) -> None:
     # synthetic 2014-shape log (3), invictus (3), otrf (2), stratus (2); digest and Insight
     # folders are skipped, so nothing is ignored or rejected
     assert (engine.stats.events, sum(rejected.values()), ignored) == (10, 0, 0)
+
+
+def test_insights_of_one_key_never_overlap(cloudtrail_datasets: Path) -> None:
+    """On real traffic, a key's next Start begins at or after its previous End."""
+    engine = InsightEngine(EngineConfig())
+    records = []
+    for batch in read_inputs([str(cloudtrail_datasets / "grycap-cloudtrail-tracker")]):
+        records += engine.process_many(batch.result.events)
+    records += engine.flush()
+    assert len([r for r in records if r.state == "Start"]) >= 10
+    last_end: dict[object, int] = {}
+    for record in records:
+        if record.state == "Start":
+            assert record.start_minute >= last_end.get(record.key, record.start_minute)
+        else:
+            last_end[record.key] = record.event_minute
