@@ -26,11 +26,27 @@ from kafka.admin import NewTopic
 from insights import EngineConfig, InsightEngine, InsightRecord, decode_message
 from streams.broker import LocalBroker
 from streams.checkpoints import Checkpoint, DirectoryStore
-from streams.settings import load_settings
+from streams.settings import WorkerSettings, load_settings
 from streams.simulate import Scenario, generate, render
 from streams.worker import Worker
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def bench_settings(bootstrap: str, topic: str, state: Path) -> WorkerSettings:
+    """A worker of its own group on ``topic``, checkpoints in ``state``, no metrics server."""
+    return load_settings(
+        None,
+        bootstrap_servers=bootstrap,
+        input_topics=[topic],
+        output_topic=f"{topic}-out",
+        group_id=f"g-{uuid.uuid4().hex[:6]}",
+        metrics_port=None,
+        checkpoint_store="directory",
+        state_dir=state,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
 
 
 def fill(
@@ -80,18 +96,7 @@ def bare(bootstrap: str, topic: str, messages: int) -> float:
 
 
 def worker_run(bootstrap: str, topic: str, messages: int, state: Path) -> float:
-    settings = load_settings(
-        None,
-        bootstrap_servers=bootstrap,
-        input_topics=[topic],
-        output_topic=f"{topic}-out",
-        group_id=f"g-{uuid.uuid4().hex[:6]}",
-        metrics_port=None,
-        checkpoint_store="directory",
-        state_dir=state,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
+    settings = bench_settings(bootstrap, topic, state)
     worker = Worker(settings)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
@@ -136,18 +141,7 @@ def burst_latency(bootstrap: str, state: Path) -> float:
     lines = list(render(events))
     cut = next(i for i, ev in enumerate(events) if ev.seconds >= onset + 120)
     fill(bootstrap, topic, lines[:cut], 1, None)
-    settings = load_settings(
-        None,
-        bootstrap_servers=bootstrap,
-        input_topics=[topic],
-        output_topic=f"{topic}-out",
-        group_id=f"g-{uuid.uuid4().hex[:6]}",
-        metrics_port=None,
-        checkpoint_store="directory",
-        state_dir=state,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
+    settings = bench_settings(bootstrap, topic, state)
     arrived = threading.Event()
 
     def on_insight(record: InsightRecord) -> None:

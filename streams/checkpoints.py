@@ -21,7 +21,6 @@ Two stores:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from streams.errors import SinkError, SourceError
+from streams.files import write_atomically
 
 __all__ = ["Checkpoint", "CheckpointStore", "DirectoryStore", "KafkaStore", "PendingInsight"]
 
@@ -107,18 +107,7 @@ class DirectoryStore:
         path = self._path(checkpoint.topic, checkpoint.partition)
         data = checkpoint.encode()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_suffix(f".tmp{os.getpid()}")
-            with open(temp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, path)
-            directory = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            write_atomically(path, data)
         except OSError as exc:
             raise SinkError(f"cannot write checkpoint {path}: {exc}") from exc
         return len(data)

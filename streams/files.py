@@ -20,7 +20,15 @@ from pathlib import Path
 from insights import DecodeResult, Rejection, RejectReason, decode_message, iter_json_lines
 from streams.errors import SourceError
 
-__all__ = ["FileBatch", "iter_paths", "load_file", "read_inputs"]
+__all__ = [
+    "FileBatch",
+    "InputBlob",
+    "iter_blobs",
+    "iter_paths",
+    "load_file",
+    "read_inputs",
+    "write_atomically",
+]
 
 _SKIP_DIRS = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
 _SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz", ".log")
@@ -71,11 +79,21 @@ def _decode_file(data: bytes) -> Iterator[DecodeResult]:
     yield from iter_json_lines(data)
 
 
-def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
-    """Decode every input named on the command line (``-`` is stdin, JSON lines).
+@dataclass(slots=True)
+class InputBlob:
+    """One unit of input: a stdin line, or a whole file's bytes (or why it could not be read)."""
+
+    source: str
+    data: bytes
+    from_stdin: bool = False
+    error: str | None = None
+
+
+def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
+    """Stdin lines (``-``) and files below each path, in order.
 
     Raises :class:`SourceError` for a path that does not exist (an operator error); a file that
-    cannot be read or decompressed yields a rejection instead.
+    cannot be read or decompressed comes back with ``error`` set.
     """
     for name in paths:
         if name != "-" and not Path(name).exists():
@@ -84,14 +102,44 @@ def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
         if name == "-":
             for line in sys.stdin.buffer:
                 if line.strip():
-                    yield FileBatch("-", decode_message(line))
+                    yield InputBlob("-", line.strip(), from_stdin=True)
             continue
         for path in iter_paths(Path(name)):
             try:
-                data = load_file(path)
+                yield InputBlob(str(path), load_file(path))
             except (OSError, ValueError) as exc:
-                bad = DecodeResult([], [Rejection(RejectReason.BAD_PAYLOAD, f"{path}: {exc}", b"")])
-                yield FileBatch(str(path), bad)
-                continue
-            for result in _decode_file(data):
-                yield FileBatch(str(path), result)
+                yield InputBlob(str(path), b"", error=f"{path}: {exc}")
+
+
+def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
+    """Decode every input named on the command line (``-`` is stdin, JSON lines).
+
+    Raises :class:`SourceError` for a path that does not exist (an operator error); a file that
+    cannot be read or decompressed yields a rejection instead.
+    """
+    for blob in iter_blobs(paths):
+        if blob.error is not None:
+            bad = DecodeResult([], [Rejection(RejectReason.BAD_PAYLOAD, blob.error, b"")])
+            yield FileBatch(blob.source, bad)
+        elif blob.from_stdin:
+            yield FileBatch(blob.source, decode_message(blob.data))
+        else:
+            for result in _decode_file(blob.data):
+                yield FileBatch(blob.source, result)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half:
+    write a temporary file beside it, fsync, rename, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(temp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -10,18 +10,16 @@ sees them too.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import msgspec
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from insights import decode_message
-from streams.errors import SinkError, SourceError
-from streams.files import iter_paths, load_file
+from streams.errors import SinkError
+from streams.files import iter_blobs
 from streams.settings import KeyScheme
 
 __all__ = ["ProduceStats", "iter_raw_records", "message_key", "produce"]
@@ -57,22 +55,13 @@ def _records_of(data: bytes) -> Iterator[bytes]:
 
 def iter_raw_records(paths: list[str]) -> Iterator[bytes]:
     """Every record's bytes, unchanged, from files, S3-layout trees and ``-`` (stdin)."""
-    for name in paths:
-        if name != "-" and not Path(name).exists():
-            raise SourceError(f"no such file or directory: {name}")
-    for name in paths:
-        if name == "-":
-            for line in sys.stdin.buffer:
-                if line.strip():
-                    yield line.strip()
-            continue
-        for path in iter_paths(Path(name)):
-            try:
-                data = load_file(path)
-            except (OSError, ValueError) as exc:
-                logger.warning("skipping %s: %s", path, exc)
-                continue
-            yield from _records_of(data)
+    for blob in iter_blobs(paths):
+        if blob.error is not None:
+            logger.warning("skipping %s", blob.error)
+        elif blob.from_stdin:
+            yield blob.data
+        else:
+            yield from _records_of(blob.data)
 
 
 def message_key(record: bytes, scheme: KeyScheme) -> bytes | None:

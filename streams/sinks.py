@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from streams.errors import ConfigError
+from streams.files import write_atomically
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -349,15 +349,8 @@ class InsightFileWriter:
             / f"{when:%m}"
             / f"{when:%d}"
         )
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
-        data = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
-        temp = path.with_name(f".{name}.tmp{os.getpid()}")
-        with open(temp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
+        write_atomically(path, gzip.compress(json.dumps({"Records": records}).encode(), mtime=0))
         return path
 
 

@@ -25,6 +25,7 @@ from kafka.admin import NewTopic
 from insights import EngineConfig, InsightEngine, decode_message
 from streams.broker import LocalBroker, free_port
 from streams.produce import produce
+from streams.settings import WorkerSettings, load_settings
 from streams.simulate import Label, Scenario, generate, render
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -156,6 +157,23 @@ def wait_committed(
         raise AssertionError(f"group {group} did not catch up to {ends}")
     finally:
         consumer.close()
+
+
+def worker_settings(bootstrap: str, topic: str, **extra: object) -> WorkerSettings:
+    """Settings of an in-process worker of its own group on ``topic``."""
+    return load_settings(
+        None,
+        bootstrap_servers=bootstrap,
+        input_topics=[topic],
+        output_topic=f"{topic}-out",
+        dead_letter_topic=f"{topic}-dlq",
+        group_id=unique("g"),
+        metrics_port=None,
+        checkpoint_interval_seconds=1.0,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        **extra,
+    )
 
 
 class WorkerProcess:

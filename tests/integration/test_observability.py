@@ -17,14 +17,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-
 from streams.broker import free_port
 from streams.delivery import start_sinks
 from streams.metrics import MetricsServer
-from streams.settings import load_settings
 from streams.worker import Worker
-from tests.integration.conftest import Dataset, create_topic, end_offsets, unique, wait_committed
+from tests.integration.conftest import (
+    Dataset,
+    create_topic,
+    end_offsets,
+    produce_lines,
+    unique,
+    wait_committed,
+    worker_settings,
+)
 from tests.unit.streams.test_sinks import Receiver
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -98,26 +103,11 @@ def test_every_panel_query_returns_data_from_a_running_worker(
     queries = dashboard_queries()
     topic = unique("ct")
     create_topic(bootstrap, topic, 2)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
-    from streams.produce import message_key
-    from streams.settings import KeyScheme
-
-    for line in dataset.lines:
-        producer.send(topic, key=message_key(line, KeyScheme.ACCOUNT_REGION), value=line)
-    producer.send(topic, value=b"not json")
-    producer.flush()
-    producer.close()
+    produce_lines(bootstrap, topic, [*dataset.lines, b"not json"])
     receiver = Receiver(fail_first=2).start()
-    settings = load_settings(
-        None,
-        bootstrap_servers=bootstrap,
-        input_topics=[topic],
-        output_topic=f"{topic}-out",
-        dead_letter_topic=f"{topic}-dlq",
-        group_id=unique("g"),
-        checkpoint_interval_seconds=1.0,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
+    settings = worker_settings(
+        bootstrap,
+        topic,
         webhooks=[{"name": "siem", "url": receiver.url, "backoff_seconds": 0.05}],
     )
     worker = Worker(settings)

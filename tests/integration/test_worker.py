@@ -13,7 +13,6 @@ import msgspec
 from kafka import KafkaProducer
 
 from streams.checkpoints import DirectoryStore, PendingInsight
-from streams.settings import WorkerSettings, load_settings
 from streams.worker import EVENT_ID_HEADER, Worker
 from tests.integration.conftest import (
     Dataset,
@@ -23,23 +22,8 @@ from tests.integration.conftest import (
     read_topic,
     unique,
     wait_committed,
+    worker_settings,
 )
-
-
-def settings_for(bootstrap: str, topic: str, **extra: object) -> WorkerSettings:
-    return load_settings(
-        None,
-        bootstrap_servers=bootstrap,
-        input_topics=[topic],
-        output_topic=f"{topic}-out",
-        dead_letter_topic=f"{topic}-dlq",
-        group_id=unique("g"),
-        metrics_port=None,
-        checkpoint_interval_seconds=1.0,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-        **extra,
-    )
 
 
 @contextmanager
@@ -58,7 +42,7 @@ def test_worker_emits_what_replay_emits(bootstrap: str, dataset: Dataset, tmp_pa
     topic = unique("ct")
     create_topic(bootstrap, topic, 4)
     produce_lines(bootstrap, topic, dataset.lines, compression_type="lz4")
-    settings = settings_for(
+    settings = worker_settings(
         bootstrap, topic, checkpoint_store="directory", state_dir=tmp_path / "state"
     )
     seen: list[bytes] = []
@@ -102,7 +86,7 @@ def test_hostile_messages_go_to_the_dead_letter_topic(bootstrap: str, dataset: D
         producer.send(topic, value=line)
     producer.flush()
     producer.close()
-    settings = settings_for(bootstrap, topic)
+    settings = worker_settings(bootstrap, topic)
     worker = Worker(settings)
     with running(worker):
         wait_committed(bootstrap, settings.group_id, topic, end_offsets(bootstrap, topic))
@@ -137,7 +121,7 @@ def test_mis_keyed_input_is_reported(bootstrap: str, dataset: Dataset) -> None:
         producer.send(topic, value=line, partition=i % 2)  # round-robin: keys on both
     producer.flush()
     producer.close()
-    settings = settings_for(bootstrap, topic)
+    settings = worker_settings(bootstrap, topic)
     worker = Worker(settings)
     with running(worker):
         wait_committed(bootstrap, settings.group_id, topic, end_offsets(bootstrap, topic))
@@ -160,7 +144,7 @@ def test_pending_insights_of_a_checkpoint_are_produced_once(
     topic = unique("ct")
     create_topic(bootstrap, topic, 1)
     produce_lines(bootstrap, topic, dataset.lines)
-    settings = settings_for(
+    settings = worker_settings(
         bootstrap, topic, checkpoint_store="directory", state_dir=tmp_path / "state"
     )
     with running(Worker(settings)):
