@@ -67,7 +67,6 @@ def variable(name: str, label: str) -> dict[str, Any]:
         "type": "query",
         "datasource": DS,
         "query": {"query": query, "refId": name},
-        "definition": query,
         "refresh": 2,
         "includeAll": True,
         "multi": True,

@@ -105,3 +105,39 @@ def test_kubernetes_schema_offline() -> None:
             with pytest.raises(kubernetes_validate.ValidationError):
                 kubernetes_validate.validate(broken, version, strict=True)
     assert checked == 4
+
+
+def _dropped(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    if isinstance(ours, dict):
+        if not isinstance(theirs, dict):
+            return [path]
+        out = []
+        for key, value in ours.items():
+            out += (
+                [f"{path}/{key}"]
+                if key not in theirs
+                else _dropped(value, theirs[key], f"{path}/{key}")
+            )
+        return out
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return [
+            p
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=False))
+            for p in _dropped(a, b, f"{path}[{i}]")
+        ]
+    return []
+
+
+def test_dashboard_uses_only_fields_of_the_grafana_sdk_model() -> None:
+    """Round-trip through grafana-foundation-sdk's Dashboard model: nothing may be dropped
+    (a misspelt or unknown field would be)."""
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    ours = json.loads((DEPLOY / "grafana" / "dashboards" / "ctinsights.json").read_text())
+    model = Dashboard.from_json(ours)
+    theirs = json.loads(json.dumps(model.to_json(), default=lambda o: o.to_json()))
+    assert _dropped(ours, theirs) == []
+    misspelt = {**ours["panels"][1], "gridpos": {}}
+    assert _dropped(misspelt, theirs["panels"][1]) == [
+        "/gridpos"
+    ]  # the check does catch a misspelt field
