@@ -32,6 +32,7 @@ from kafka.errors import KafkaError
 
 from streams.errors import SinkError, SourceError
 from streams.files import write_atomically
+from streams.topics import read_to_end
 
 __all__ = ["Checkpoint", "CheckpointStore", "DirectoryStore", "KafkaStore", "PendingInsight"]
 
@@ -223,21 +224,10 @@ class KafkaStore:
         """The last chunk of a state partition (reads forward from the reported end - 1)."""
         self.consumer.assign([tp])
         end = self.consumer.end_offsets([tp]).get(tp) or 0
-        self.consumer.seek(tp, max(end - 1, 0))
         last: _Chunk | None = None
-        deadline = time.monotonic() + self.read_timeout
-        while time.monotonic() < deadline:
-            batch = self.consumer.poll(timeout_ms=500)
-            for message in batch.get(tp, []):
-                chunk = _chunk_of(message)
-                if chunk is not None:
-                    last = chunk
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None and self.consumer.position(tp) >= highwater:
-                return last
-            if not batch and end == 0 and highwater in (None, 0):
-                return last
-        raise SourceError(f"timed out reading the tail of {tp.topic}/{tp.partition}")
+        for message in read_to_end(self.consumer, {tp: max(end - 1, 0)}, self.read_timeout):
+            last = _chunk_of(message) or last
+        return last
 
     def _read_checkpoint(self, tp: TopicPartition, start: int) -> list[_Chunk] | None:
         self.consumer.seek(tp, start)

@@ -41,6 +41,7 @@ from streams.checkpoints import (
 from streams.errors import ConfigError, SinkError, SourceError, StreamsError
 from streams.metrics import HealthState, WorkerMetrics
 from streams.settings import CheckpointStoreKind, WorkerSettings
+from streams.topics import read_to_end
 
 __all__ = ["EVENT_ID_HEADER", "Worker"]
 
@@ -308,27 +309,14 @@ class Worker:
         scanner = self._scanner
         assert scanner is not None
         topic = self.settings.output_topic
-        tps = [TopicPartition(topic, p) for p in sorted(self._partitions_of(topic))]
-        scanner.assign(tps)
-        for tp in tps:
-            scanner.seek(tp, start.get(tp.partition, 0))
+        starts = {
+            TopicPartition(topic, p): start.get(p, 0) for p in sorted(self._partitions_of(topic))
+        }
         found: set[str] = set()
-        remaining = set(tps)
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            batch = scanner.poll(timeout_ms=500)
-            for messages in batch.values():
-                for message in messages:
-                    headers = dict(message.headers or [])
-                    event_id = headers.get(EVENT_ID_HEADER, b"").decode()
-                    if event_id in wanted:
-                        found.add(event_id)
-            for tp in list(remaining):
-                highwater = scanner.highwater(tp)
-                if highwater is not None and scanner.position(tp) >= highwater:
-                    remaining.discard(tp)
-        if remaining:
-            raise SourceError(f"timed out re-reading output topic {topic}")
+        for message in read_to_end(scanner, starts, timeout=60.0):
+            event_id = dict(message.headers or []).get(EVENT_ID_HEADER, b"").decode()
+            if event_id in wanted:
+                found.add(event_id)
         return found
 
     # ------------------------------------------------------------------ processing
@@ -390,7 +378,8 @@ class Worker:
             if len(body) > _DLQ_LIMIT:
                 headers.append(("ctinsights-truncated-from", str(len(body)).encode()))
                 body = body[:_DLQ_LIMIT]
-            self._send_with_retry(topic, None, body, headers)
+            self._send(topic, None, body, headers)
+        self._flush()
 
     def _check_keys(self, part: _Partition) -> None:
         """Report detection keys that arrive on more than one partition (mis-keyed input)."""
@@ -479,25 +468,22 @@ class Worker:
         topic = self.settings.output_topic
         for item in pending:
             headers = [(EVENT_ID_HEADER, item.event_id.encode())]
-            self._send_with_retry(
-                topic, item.shared_event_id.encode(), item.value, headers, flush=False
-            )
-        self._retry("flush", lambda: self._producer.flush(timeout=30))  # type: ignore[union-attr]
+            self._send(topic, item.shared_event_id.encode(), item.value, headers)
+        self._flush()
         self.metrics.produced.inc(len(pending))
 
-    def _send_with_retry(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-        flush: bool = True,
+    def _send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
     ) -> None:
+        """Queue one message (retrying while the broker is away); :meth:`_flush` sends."""
         producer = self._producer
         assert producer is not None
         self._retry("produce", lambda: producer.send(topic, key=key, value=value, headers=headers))
-        if flush:
-            self._retry("flush", lambda: producer.flush(timeout=30))
+
+    def _flush(self) -> None:
+        producer = self._producer
+        assert producer is not None
+        self._retry("flush", lambda: producer.flush(timeout=30))
 
     def _retry(self, operation: str, call: Callable[[], Any]) -> Any:
         """Call until it succeeds, with exponential backoff and jitter; the worker stays up.

@@ -13,6 +13,7 @@ import msgspec
 from kafka import KafkaProducer
 
 from streams.checkpoints import DirectoryStore, PendingInsight
+from streams.settings import WorkerSettings
 from streams.worker import EVENT_ID_HEADER, Worker
 from tests.integration.conftest import (
     Dataset,
@@ -24,6 +25,12 @@ from tests.integration.conftest import (
     wait_committed,
     worker_settings,
 )
+
+
+def wait_caught_up(bootstrap: str, settings: WorkerSettings) -> None:
+    """Until the worker's committed offsets reach the end of its input topic."""
+    topic = settings.input_topics[0]
+    wait_committed(bootstrap, settings.group_id, topic, end_offsets(bootstrap, topic))
 
 
 @contextmanager
@@ -48,7 +55,7 @@ def test_worker_emits_what_replay_emits(bootstrap: str, dataset: Dataset, tmp_pa
     seen: list[bytes] = []
     worker = Worker(settings, on_insight=lambda r: seen.append(r.to_json()))
     with running(worker):
-        wait_committed(bootstrap, settings.group_id, topic, end_offsets(bootstrap, topic))
+        wait_caught_up(bootstrap, settings)
     out = read_topic(bootstrap, settings.output_topic)
     values = [m.value for m in out]
     assert len(values) == len(set(values)) == len(dataset.expected) > 0
@@ -89,7 +96,7 @@ def test_hostile_messages_go_to_the_dead_letter_topic(bootstrap: str, dataset: D
     settings = worker_settings(bootstrap, topic)
     worker = Worker(settings)
     with running(worker):
-        wait_committed(bootstrap, settings.group_id, topic, end_offsets(bootstrap, topic))
+        wait_caught_up(bootstrap, settings)
     dead = read_topic(bootstrap, f"{topic}-dlq")
     reasons = [dict(m.headers)["ctinsights-reason"].decode() for m in dead]
     assert sorted(reasons) == sorted(["invalid_json", "bad_payload", "wrong_type", "too_large"])
@@ -124,7 +131,7 @@ def test_mis_keyed_input_is_reported(bootstrap: str, dataset: Dataset) -> None:
     settings = worker_settings(bootstrap, topic)
     worker = Worker(settings)
     with running(worker):
-        wait_committed(bootstrap, settings.group_id, topic, end_offsets(bootstrap, topic))
+        wait_caught_up(bootstrap, settings)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             conflicts = worker.metrics.registry.get_sample_value(
@@ -148,7 +155,7 @@ def test_pending_insights_of_a_checkpoint_are_produced_once(
         bootstrap, topic, checkpoint_store="directory", state_dir=tmp_path / "state"
     )
     with running(Worker(settings)):
-        wait_committed(bootstrap, settings.group_id, topic, end_offsets(bootstrap, topic))
+        wait_caught_up(bootstrap, settings)
     produced = read_topic(bootstrap, settings.output_topic)
     assert produced
     store = DirectoryStore(tmp_path / "state" / settings.group_id)
