@@ -46,12 +46,8 @@ def produce_cli(
     )
 
 
-def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(partitions))
-    finally:
-        consumer.close()
+def committed_total(consumer: KafkaConsumer, topic: str, partitions: int) -> int:
+    return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(partitions))
 
 
 def assert_exactly_expected(bootstrap: str, output: str, dataset: Dataset) -> None:
@@ -72,21 +68,25 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     total = sum(ends.values())
     rng = random.Random(2024)
     kills = 0
-    for fraction in (0.15, 0.45, 0.75):
-        worker = WorkerProcess(bootstrap, topic, output, group, tmp_path / "worker.log").start()
-        workers.append(worker)
-        # kill -9 once the committed progress passes the fraction, plus a random instant
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if committed_total(bootstrap, group, topic, 2) >= fraction * total:
+    watcher = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        for fraction in (0.15, 0.45, 0.75):
+            worker = WorkerProcess(bootstrap, topic, output, group, tmp_path / "worker.log").start()
+            workers.append(worker)
+            # kill -9 once the committed progress passes the fraction, plus a random instant
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if committed_total(watcher, topic, 2) >= fraction * total:
+                    break
+                time.sleep(0.1)
+            time.sleep(rng.uniform(0.0, 0.7))
+            if committed_total(watcher, topic, 2) >= total:
+                worker.stop()
                 break
-            time.sleep(0.1)
-        time.sleep(rng.uniform(0.0, 0.7))
-        if committed_total(bootstrap, group, topic, 2) >= total:
-            worker.stop()
-            break
-        worker.kill()
-        kills += 1
+            worker.kill()
+            kills += 1
+    finally:
+        watcher.close()
     assert kills >= 2, "the stream was too short to kill the worker mid-way"
     final = WorkerProcess(bootstrap, topic, output, group, tmp_path / "worker.log").start()
     workers.append(final)
