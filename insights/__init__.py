@@ -15,9 +15,11 @@ from insights.events import (
     DecodeResult,
     Rejection,
     RejectReason,
+    decode_many,
     decode_message,
     iter_json_lines,
     parse_event,
+    plain_record,
 )
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
 
@@ -39,9 +41,11 @@ __all__ = [
     "Rejection",
     "Sensitivity",
     "StateDecodeError",
+    "decode_many",
     "decode_message",
     "iter_json_lines",
     "parse_event",
+    "plain_record",
     "records_to_json_lines",
 ]
 

@@ -23,7 +23,7 @@ from insights.detectors import OpenInsight, start_decisions
 from insights.events import CloudTrailEvent, RejectReason, is_read_only
 from insights.records import InsightKey, InsightRecord
 from insights.stats import nb_tail_score
-from insights.timeparse import TimestampError, parse_epoch_seconds
+from insights.timeparse import _SECONDS, TimestampError, _minute_cache, parse_epoch_seconds
 from insights.windows import DedupeWindow, MinuteBuffer, StreamState
 
 __all__ = ["EngineStats", "InsightEngine", "KeyRate"]
@@ -60,6 +60,8 @@ class EngineStats:
     analysed: int = 0
     not_analysed: int = 0
     duplicates: int = 0
+    """Analysed events whose ``eventID`` was seen before (read-only calls without an error
+    code count for no key, so they are never de-duplicated and their ids are not kept)."""
     late: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     insights_started: Counter[str] = field(default_factory=Counter)
@@ -143,46 +145,88 @@ class InsightEngine:
         """Process one event; return the Insight records it caused (usually none)."""
         return self.process_many((event,))
 
-    def process_many(self, events: Iterable[CloudTrailEvent]) -> list[InsightRecord]:
+    def process_many(self, events: Iterable[CloudTrailEvent]) -> list[InsightRecord]:  # noqa: C901 (the inlined hot loop)
         """Process events in order; return the Insight records they caused.
 
         Minutes closed by these events are scored in vectorized steps every
         :data:`DRAIN_EVERY` events and at the end, so pass events in chunks (hundreds to
         thousands) rather than one by one for throughput; the insights are the same.
+
+        Read-only calls without an error code (most of CloudTrail's volume) count for no key:
+        they only move their stream's clock, so they skip de-duplication and routing.
         """
         out: list[InsightRecord] = []
-        stats = self.stats
         streams = self._streams
         jump = self._jump
+        lateness = self._lateness
         accept = self._accept
+        minute_of = _minute_cache
+        second_of = _SECONDS
+        seen = 0
+        skipped = 0
+        late = 0
         since_drain = 0
         for event in events:
-            stats.events += 1
+            seen += 1
             text = event.event_time
-            if text is None:
-                text = event.at_timestamp or ""
-            try:
-                seconds = parse_epoch_seconds(text)
-            except TimestampError:
-                stats.rejected[RejectReason.BAD_TIMESTAMP.value] += 1
+            if text is not None and len(text) == 20 and text[19] == "Z":
+                minute = minute_of.get(text[:17])
+                second = second_of.get(text[17:19])
+                seconds = (
+                    minute * 60 + second
+                    if minute is not None and second is not None
+                    else self._seconds_of(event)
+                )
+            else:
+                seconds = self._seconds_of(event)
+            if seconds < 0:
                 continue
             stream = streams.get((event.recipient_account_id, event.aws_region))  # type: ignore[arg-type]
             if stream is None:
                 if not (event.recipient_account_id and event.aws_region):
-                    stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+                    self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
                     continue
                 stream = self._new_stream(event.recipient_account_id, event.aws_region, seconds)
             elif seconds > stream.max_seen + jump:
                 self._hold(stream, seconds, event)
                 continue
-            accept(stream, seconds, event)
             since_drain += 1
+            if event.read_only is True and event.error_code is None and event.event_name:
+                if not event.event_source:
+                    self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+                    continue
+                if seconds // 60 < stream.closed_until:
+                    late += 1
+                    continue
+                skipped += 1
+                if seconds > stream.max_seen:
+                    stream.max_seen = seconds
+                    target = (seconds - lateness) // 60
+                    if target > stream.closed_until:
+                        self._schedule(stream, target)
+            else:
+                accept(stream, seconds, event)
             if since_drain >= DRAIN_EVERY and self._due:
                 out.extend(self._drain())
                 since_drain = 0
+        stats = self.stats
+        stats.events += seen
+        stats.not_analysed += skipped
+        stats.late += late
         if self._due:
             out.extend(self._drain())
         return out
+
+    def _seconds_of(self, event: CloudTrailEvent) -> int:
+        """Epoch seconds of an event off the fast path; -1 (and counted) when it has none."""
+        text = event.event_time
+        if text is None:
+            text = event.at_timestamp or ""
+        try:
+            return parse_epoch_seconds(text)
+        except TimestampError:
+            self.stats.rejected[RejectReason.BAD_TIMESTAMP.value] += 1
+            return -1
 
     def _accept(self, stream: StreamState, seconds: int, event: CloudTrailEvent) -> None:
         stats = self.stats
@@ -411,7 +455,11 @@ class InsightEngine:
         phi = np.where(
             elapsed < scales, np.maximum(expected.phi, expected.phi[:, :1]), expected.phi
         )
-        scores = nb_tail_score(window, lam, phi)
+        # a score is read at the minute scale (suspect minutes) and wherever the excess rule
+        # passes (the Start rule); the others are not computed
+        needed = window - np.floor(lam) >= self.config.thresholds.min_excess
+        needed[:, 0] = True
+        scores = nb_tail_score(window, lam, phi, where=needed)
         is_open = np.array([r in self._open for r in row_list], dtype=bool)
         first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
         warmed = clock.minute - first >= self.config.warmup_minutes
@@ -473,31 +521,32 @@ class InsightEngine:
         keep = set(learned.tolist())
         if not keep:
             return
-        weight_of = dict(zip(rows.tolist(), weights.tolist(), strict=True))
-        r_list: list[int] = []
-        a_list: list[int] = []
-        v_list: list[str] = []
-        c_list: list[float] = []
-        for _stream, _minute, buffer in batch:
-            for (row, principal, agent, error), count in buffer.items():
-                if row not in keep:
-                    continue
-                weighted = count * weight_of[row]
-                for attr, value in enumerate((principal, agent, error)):
-                    r_list.append(row)
-                    a_list.append(attr)
-                    v_list.append(value)
-                    c_list.append(weighted)
-        if not r_list:
+        slots = [
+            (slot, count)
+            for _stream, _minute, buffer in batch
+            for slot, count in buffer.items()
+            if slot[0] in keep
+        ]
+        if not slots:
             return
-        distinct = sorted(set(v_list))
-        rank = {value: i for i, value in enumerate(distinct)}
-        ids = np.array([self._names.id(v) for v in distinct], dtype=np.int64)
-        attr_ranks = (np.array(a_list, dtype=np.int64) << 32) | np.array(
-            [rank[v] for v in v_list], dtype=np.int64
+        keys, counts = zip(*slots, strict=True)
+        slot_rows, principals, agents, errors = zip(*keys, strict=True)
+        weight_of = dict(zip(rows.tolist(), weights.tolist(), strict=True))
+        weighted = np.array(counts, dtype=np.float64) * np.array(
+            list(map(weight_of.__getitem__, slot_rows)), dtype=np.float64
         )
+        values = principals + agents + errors
+        distinct = sorted(set(values))
+        rank = {value: i for i, value in enumerate(distinct)}
+        ids = np.array(list(map(self._names.id, distinct)), dtype=np.int64)
+        n = len(slot_rows)
+        attrs = np.repeat(np.arange(len(ATTRIBUTES), dtype=np.int64), n)
+        attr_ranks = (attrs << 32) | np.array(list(map(rank.__getitem__, values)), dtype=np.int64)
         self._attrs.merge_minute(
-            np.array(r_list, dtype=np.int64), attr_ranks, np.array(c_list), ids
+            np.tile(np.array(slot_rows, dtype=np.int64), len(ATTRIBUTES)),
+            attr_ranks,
+            np.tile(weighted, len(ATTRIBUTES)),
+            ids,
         )
 
     def _baseline_attributions(

@@ -19,6 +19,8 @@ MAX_EPOCH = 4_102_444_800  # 2100-01-01T00:00:00Z
 _CACHE_LIMIT = 65_536
 _minute_cache: dict[str, int] = {}
 _SECONDS = {f"{n:02d}": n for n in range(60)}
+#: The same seconds with CloudTrail's trailing ``Z`` (``"07Z"``), for one-slice validation.
+_SECONDS_Z = {f"{n:02d}Z": n for n in range(60)}
 
 
 class TimestampError(ValueError):

@@ -30,6 +30,7 @@ from insights import (
     Rejection,
     StateDecodeError,
     decode_message,
+    plain_record,
 )
 from streams.checkpoints import (
     Checkpoint,
@@ -329,10 +330,14 @@ class Worker:
             if part.offset is not None and message.offset < part.offset:
                 continue
             value = message.value if message.value is not None else b""
-            result = decode_message(value)
-            if result.rejections:
-                self._dead_letter(message, value, result.rejections, whole=not result.events)
-            events.extend(result.events)
+            event = plain_record(value)
+            if event is not None:
+                events.append(event)
+            else:
+                result = decode_message(value)
+                if result.rejections:
+                    self._dead_letter(message, value, result.rejections, whole=not result.events)
+                events.extend(result.events)
             part.offset = message.offset + 1
         self.metrics.messages.labels(tp.topic).inc(len(messages))
         records = part.engine.process_many(events)
@@ -548,7 +553,12 @@ class Worker:
     def _probe_broker(self, consumer: KafkaConsumer) -> None:
         self._last_data = time.monotonic()
         try:
-            consumer.topics()
+            # a real round trip: topics() may answer from cached metadata while the broker is away
+            assigned = sorted(consumer.assignment())
+            if assigned:
+                consumer.end_offsets(assigned[:1], timeout_ms=5000)
+            else:
+                consumer.topics()
         except KafkaError as exc:
             self.metrics.broker_up.set(0)
             self.health.update(broker_ok=False)

@@ -95,6 +95,19 @@ def test_duplicates_count_once() -> None:
     assert (engine.stats.analysed, engine.stats.duplicates) == (1, 2)
 
 
+def test_plain_reads_skip_deduplication_but_still_move_the_clock() -> None:
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    read = make_event(T0, "DescribeInstances", read_only=True, event_id="r1")
+    engine.process_many([read, read])
+    assert (engine.stats.not_analysed, engine.stats.duplicates) == (2, 0)
+    assert len(engine._dedupe) == 0  # their ids cost no memory
+    engine.process(make_event(T0 + 600, "DescribeInstances", read_only=True))
+    assert engine.watermark("123456789012", "us-east-1") == (T0 + 600 - 60) // 60
+    failed = make_event(T0 + 600, "DescribeInstances", read_only=True, error="AccessDenied")
+    engine.process_many([failed, failed])  # same id: an error call counts once
+    assert (engine.stats.analysed, engine.stats.duplicates) == (1, 1)
+
+
 def test_late_events_are_counted_not_analysed() -> None:
     engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
     engine.process(make_event(T0 + 600))
