@@ -63,26 +63,32 @@ class LocalBroker:
         '127.0.0.1:19092'
     """
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        #: The port clients are told to use (a proxy in front of the broker); default ``port``.
+        self.advertised_port = advertised_port or self.port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         """The ``host:port`` to give clients."""
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, timeout: float = 20.0) -> LocalBroker:
         """Start the broker and wait until it answers metadata requests."""
-        url = f"tcp://127.0.0.1:{self.port}"
         command = [
             str(tansu_binary()),
             "broker",
             "--listener-url",
-            url,
+            f"tcp://127.0.0.1:{self.port}",
             "--advertised-listener-url",
-            url,
+            f"tcp://127.0.0.1:{self.advertised_port}",
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -109,7 +115,7 @@ class LocalBroker:
         from kafka.errors import KafkaError
 
         try:  # a plain connect first: kafka-python leaks a socket per refused attempt
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", self.advertised_port), timeout=1).close()
         except OSError:
             return False
 

@@ -33,18 +33,21 @@ logging.getLogger("kafka").setLevel(logging.CRITICAL)
 #: The broker of this session: an external one, or the port the local Tansu will listen on.
 EXTERNAL_BOOTSTRAP = os.environ.get("CTINSIGHTS_TEST_BOOTSTRAP")
 BROKER_PORT = int(EXTERNAL_BOOTSTRAP.rsplit(":", 1)[1]) if EXTERNAL_BOOTSTRAP else free_port()
+#: The client-facing port of the broker behind a fault-injecting proxy (``test_outage``).
+PROXY_PORT = free_port()
 
 
-def _broker_socket_leak_filters(port: int) -> list[pytest.MarkDecorator]:
+def _broker_socket_leak_filters(*ports: int) -> list[pytest.MarkDecorator]:
     """Tolerate kafka-python 3.0.12 dropping a socket *to the broker* without closing it.
 
     Its ``sock_connect`` coroutine holds a freshly connected socket while it waits for
     writability; when the client closes (or the connect times out) at that instant the coroutine
     is abandoned and the socket is reclaimed by the garbage collector, which warns. Only sockets
-    whose peer is this session's broker port are ignored; any other unclosed socket (our own HTTP
-    servers, webhook clients, metrics scrapes) still fails the test run.
+    whose peer is one of this session's broker ports are ignored; any other unclosed socket (our
+    own HTTP servers, webhook clients, metrics scrapes) still fails the test run.
     """
-    peer = rf"<socket\.socket [^>]*raddr=\('127\.0\.0\.1', {port}\)>"
+    alternatives = "|".join(str(port) for port in ports)
+    peer = rf"<socket\.socket [^>]*raddr=\('127\.0\.0\.1', ({alternatives})\)>"
     return [
         pytest.mark.filterwarnings(f"ignore:unclosed {peer}:ResourceWarning"),
         pytest.mark.filterwarnings(
@@ -54,7 +57,7 @@ def _broker_socket_leak_filters(port: int) -> list[pytest.MarkDecorator]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    leak_filters = _broker_socket_leak_filters(BROKER_PORT)
+    leak_filters = _broker_socket_leak_filters(BROKER_PORT, PROXY_PORT)
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
