@@ -410,32 +410,11 @@ def decode_many(messages: Iterable[bytes], *, max_bytes: int = MAX_MESSAGE_BYTES
     """
     out = DecodeResult(events=[], rejections=[])
     events = out.events
-    decode = _event_decoder.decode
-    minutes = _minute_cache
-    seconds = _SECONDS_Z
     for data in messages:
-        # plain_record, inlined: this loop is the parse ceiling of replay and of the worker
-        if data[:1] == b"{" and len(data) <= max_bytes:
-            try:
-                event = decode(data)
-            except (msgspec.MsgspecError, RecursionError, ValueError):
-                event = None
-            if event is not None:
-                text = event.event_time
-                if (
-                    text is not None
-                    and len(text) == 20
-                    and text[:17] in minutes
-                    and text[17:] in seconds
-                    and event.event_source
-                    and event.event_name
-                    and event.aws_region
-                    and event.recipient_account_id
-                    and event.event_type != "AwsCloudTrailInsight"
-                    and event.event_category != "Insight"
-                ):
-                    events.append(event)
-                    continue
+        event = plain_record(data, max_bytes=max_bytes)
+        if event is not None:
+            events.append(event)
+            continue
         one = decode_message(data, max_bytes=max_bytes)
         events.extend(one.events)
         out.rejections.extend(one.rejections)
