@@ -23,7 +23,7 @@ from insights.detectors import OpenInsight, start_decisions
 from insights.events import CloudTrailEvent, RejectReason, is_read_only
 from insights.records import InsightKey, InsightRecord
 from insights.stats import nb_tail_score
-from insights.timeparse import _SECONDS, TimestampError, _minute_cache, parse_epoch_seconds
+from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_epoch_seconds
 from insights.windows import DedupeWindow, MinuteBuffer, StreamState
 
 __all__ = ["EngineStats", "InsightEngine", "KeyRate"]
@@ -161,7 +161,7 @@ class InsightEngine:
         lateness = self._lateness
         accept = self._accept
         minute_of = _minute_cache
-        second_of = _SECONDS
+        second_of = _SECONDS_Z
         seen = 0
         skipped = 0
         late = 0
@@ -169,9 +169,9 @@ class InsightEngine:
         for event in events:
             seen += 1
             text = event.event_time
-            if text is not None and len(text) == 20 and text[19] == "Z":
+            if text is not None and len(text) == 20:
                 minute = minute_of.get(text[:17])
-                second = second_of.get(text[17:19])
+                second = second_of.get(text[17:])
                 seconds = (
                     minute * 60 + second
                     if minute is not None and second is not None
