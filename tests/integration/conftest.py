@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,14 @@ def read_topic(bootstrap: str, topic: str, settle: float = 2.0, timeout: float =
         raise AssertionError(f"timed out reading {topic}")
     finally:
         consumer.close()
+
+
+def assert_exactly_expected(bootstrap: str, output: str, dataset: Dataset) -> None:
+    """The output topic holds exactly an uninterrupted run's Insight records, none twice."""
+    values = [m.value for m in read_topic(bootstrap, output)]
+    duplicates = {v: n for v, n in Counter(values).items() if n > 1}
+    assert not duplicates, f"{len(duplicates)} insight records were produced twice"
+    assert set(values) == dataset.expected
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

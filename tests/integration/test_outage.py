@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
 from pathlib import Path
 
 from streams.broker import LocalBroker, free_port
@@ -18,10 +17,10 @@ from tests.integration.conftest import (
     PROXY_PORT,
     Dataset,
     WorkerProcess,
+    assert_exactly_expected,
     create_topic,
     end_offsets,
     produce_lines,
-    read_topic,
     unique,
     wait_committed,
 )
@@ -95,6 +94,4 @@ def test_worker_rides_out_a_broker_outage_without_loss(
         _wait_for(lambda: _broker_up(worker.metrics_port) == 1.0, 60, "broker_up == 1")
         assert worker.stop() == 0
 
-        values = [m.value for m in read_topic(bootstrap, f"{topic}-out")]
-        assert not [v for v, n in Counter(values).items() if n > 1], "duplicated insights"
-        assert set(values) == dataset.expected
+        assert_exactly_expected(bootstrap, f"{topic}-out", dataset)

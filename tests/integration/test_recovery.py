@@ -6,7 +6,6 @@ import random
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
@@ -14,9 +13,9 @@ from kafka import KafkaConsumer, TopicPartition
 from tests.integration.conftest import (
     Dataset,
     WorkerProcess,
+    assert_exactly_expected,
     create_topic,
     end_offsets,
-    read_topic,
     unique,
     wait_committed,
 )
@@ -48,13 +47,6 @@ def produce_cli(
 
 def committed_total(consumer: KafkaConsumer, topic: str, partitions: int) -> int:
     return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(partitions))
-
-
-def assert_exactly_expected(bootstrap: str, output: str, dataset: Dataset) -> None:
-    values = [m.value for m in read_topic(bootstrap, output)]
-    duplicates = {v: n for v, n in Counter(values).items() if n > 1}
-    assert not duplicates, f"{len(duplicates)} insight records were produced twice"
-    assert set(values) == dataset.expected
 
 
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(
