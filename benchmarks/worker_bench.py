@@ -1,6 +1,7 @@
 """Worker throughput from a local broker, as a ratio to a bare kafka-python consume loop.
 
     .venv/bin/python benchmarks/worker_bench.py [--records 60000] [--runs 3] [--keys 100000]
+        [--reads-per-minute 6]
 
 For each input layout (one record per message, or ``{"Records": [...]}`` batches of 100;
 uncompressed and lz4) the same topic is read by a bare ``KafkaConsumer`` loop and by the worker
@@ -23,7 +24,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from insights import EngineConfig, InsightEngine, InsightRecord, decode_message
+from insights import EngineConfig, InsightEngine, InsightRecord, decode_many, decode_message
 from streams.broker import LocalBroker
 from streams.checkpoints import Checkpoint, DirectoryStore
 from streams.settings import WorkerSettings, load_settings
@@ -183,10 +184,20 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument(
+        "--reads-per-minute",
+        type=float,
+        default=6.0,
+        help="read calls per minute per stream: event density (closing a minute has a fixed cost)",
+    )
     args = parser.parse_args()
-    scenario = Scenario(days=4, reads_per_minute=6.0, anomaly_day=3)
+    scenario = Scenario(days=4, reads_per_minute=args.reads_per_minute, anomaly_day=3)
     lines = list(render(generate(scenario)))[: args.records]
-    print(f"{len(lines):,} records of {sum(map(len, lines)) / len(lines):,.0f} bytes")
+    minutes = len({(e.event_time or "")[:16] for e in decode_many(lines).events})
+    print(
+        f"{len(lines):,} records of {sum(map(len, lines)) / len(lines):,.0f} bytes, "
+        f"{len(lines) / max(minutes, 1):,.0f} per minute of event time"
+    )
     with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
         state = Path(tmp)
         print("| layout | bare consume rec/s | worker rec/s | ratio |")

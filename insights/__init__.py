@@ -19,7 +19,6 @@ from insights.events import (
     decode_message,
     iter_json_lines,
     parse_event,
-    plain_record,
 )
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
 
@@ -45,7 +44,6 @@ __all__ = [
     "decode_message",
     "iter_json_lines",
     "parse_event",
-    "plain_record",
     "records_to_json_lines",
 ]
 

@@ -145,7 +145,7 @@ class InsightEngine:
         """Process one event; return the Insight records it caused (usually none)."""
         return self.process_many((event,))
 
-    def process_many(self, events: Iterable[CloudTrailEvent]) -> list[InsightRecord]:  # noqa: C901 (the inlined hot loop)
+    def process_many(self, events: Iterable[CloudTrailEvent]) -> list[InsightRecord]:
         """Process events in order; return the Insight records they caused.
 
         Minutes closed by these events are scored in vectorized steps every
@@ -155,19 +155,27 @@ class InsightEngine:
         Read-only calls without an error code (most of CloudTrail's volume) count for no key:
         they only move their stream's clock, so they skip de-duplication and routing.
         """
+        if not isinstance(events, list):
+            events = list(events)
         out: list[InsightRecord] = []
+        for begin in range(0, len(events), DRAIN_EVERY):
+            self._process_slice(events[begin : begin + DRAIN_EVERY])
+            if self._due:
+                out.extend(self._drain())
+        self.stats.events += len(events)
+        return out
+
+    def _process_slice(self, events: list[CloudTrailEvent]) -> None:
+        """The per-event loop: time, stream, and routing of each event (inlined for speed)."""
         streams = self._streams
         jump = self._jump
         lateness = self._lateness
         accept = self._accept
         minute_of = _minute_cache
         second_of = _SECONDS_Z
-        seen = 0
         skipped = 0
         late = 0
-        since_drain = 0
         for event in events:
-            seen += 1
             text = event.event_time
             if text is not None and len(text) == 20:
                 minute = minute_of.get(text[:17])
@@ -190,7 +198,6 @@ class InsightEngine:
             elif seconds > stream.max_seen + jump:
                 self._hold(stream, seconds, event)
                 continue
-            since_drain += 1
             if event.read_only is True and event.error_code is None and event.event_name:
                 if not event.event_source:
                     self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
@@ -206,16 +213,8 @@ class InsightEngine:
                         self._schedule(stream, target)
             else:
                 accept(stream, seconds, event)
-            if since_drain >= DRAIN_EVERY and self._due:
-                out.extend(self._drain())
-                since_drain = 0
-        stats = self.stats
-        stats.events += seen
-        stats.not_analysed += skipped
-        stats.late += late
-        if self._due:
-            out.extend(self._drain())
-        return out
+        self.stats.not_analysed += skipped
+        self.stats.late += late
 
     def _seconds_of(self, event: CloudTrailEvent) -> int:
         """Epoch seconds of an event off the fast path; -1 (and counted) when it has none."""

@@ -19,7 +19,7 @@ import base64
 import binascii
 import gzip
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -39,7 +39,6 @@ __all__ = [
     "event_seconds",
     "is_read_only",
     "parse_event",
-    "plain_record",
     "principal_of",
 ]
 
@@ -362,62 +361,62 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decode
     return out
 
 
-def plain_record(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> CloudTrailEvent | None:
-    """The common message in one step: ``data`` is exactly one complete, valid API record.
-
-    Returns the event, or None when ``data`` needs :func:`decode_message` (another shape, a
-    record to reject or ignore, or a timestamp not seen before: the general path validates it
-    and later records of that minute take this one). Never raises.
-
-    Examples:
-        >>> plain_record(b'{"eventTime": "2024-07-10T01:42:07Z"}') is None
-        True
-    """
-    if data[:1] != b"{" or len(data) > max_bytes:
-        return None
-    try:
-        event = _event_decoder.decode(data)
-    except (msgspec.MsgspecError, RecursionError, ValueError):
-        return None
-    text = event.event_time
-    if (
-        text is not None
-        and len(text) == 20
-        and text[:17] in _minute_cache
-        and text[17:] in _SECONDS_Z
-        and event.event_source
-        and event.event_name
-        and event.aws_region
-        and event.recipient_account_id
-        and event.event_type != "AwsCloudTrailInsight"
-        and event.event_category != "Insight"
-    ):
-        return event
-    return None
-
-
-def decode_many(messages: Iterable[bytes], *, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodeResult:
+def decode_many(
+    messages: Sequence[bytes],
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    failed: list[tuple[int, DecodeResult]] | None = None,
+) -> DecodeResult:
     """Decode many messages (JSON lines, a poll of Kafka values) into one result, in order.
 
-    Equivalent to concatenating :func:`decode_message` of each, faster for plain records.
+    Equivalent to concatenating :func:`decode_message` of each, and faster: a message that is
+    exactly one valid API record with an already-validated minute is decoded and checked inline
+    (no call per message); anything else takes the general path. When ``failed`` is given,
+    each message with rejections is appended to it as (index in ``messages``, its own result),
+    so a caller can dead-letter the message itself.
 
     Examples:
+        >>> failed = []
         >>> r = decode_many([b'{"eventTime": "2024-07-10T01:42:07Z", "eventSource": '
         ...     b'"ec2.amazonaws.com", "eventName": "RunInstances", "awsRegion": "eu-west-1", '
-        ...     b'"recipientAccountId": "1"}', b"not json"])
-        >>> len(r.events), [x.reason.value for x in r.rejections]
-        (1, ['invalid_json'])
+        ...     b'"recipientAccountId": "1"}', b"not json"], failed=failed)
+        >>> len(r.events), [x.reason.value for x in r.rejections], [i for i, _ in failed]
+        (1, ['invalid_json'], [1])
     """
     out = DecodeResult(events=[], rejections=[])
-    events = out.events
-    for data in messages:
-        event = plain_record(data, max_bytes=max_bytes)
-        if event is not None:
-            events.append(event)
-            continue
+    append = out.events.append
+    decode = _event_decoder.decode
+    minutes = _minute_cache
+    seconds = _SECONDS_Z
+    for index, data in enumerate(messages):
+        if len(data) <= max_bytes:
+            try:
+                event = decode(data)
+            except (msgspec.MsgspecError, RecursionError, ValueError):
+                pass
+            else:
+                # the record is complete and valid, with a minute the general path has seen
+                text = event.event_time
+                if (
+                    text is not None
+                    and len(text) == 20
+                    and text[:17] in minutes
+                    and text[17:] in seconds
+                    and event.event_source
+                    and event.event_name
+                    and event.aws_region
+                    and event.recipient_account_id
+                    and event.event_type != "AwsCloudTrailInsight"
+                    and event.event_category != "Insight"
+                ):
+                    append(event)
+                    continue
         one = decode_message(data, max_bytes=max_bytes)
-        events.extend(one.events)
-        out.rejections.extend(one.rejections)
+        out.events.extend(one.events)
+        if one.rejections:
+            out.rejections.extend(one.rejections)
+            if failed is not None:
+                failed.append((index, one))
         out.ignored += one.ignored
     return out
 

@@ -24,13 +24,13 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from insights import (
+    DecodeResult,
     EngineStats,
     InsightEngine,
     InsightRecord,
     Rejection,
     StateDecodeError,
-    decode_message,
-    plain_record,
+    decode_many,
 )
 from streams.checkpoints import (
     Checkpoint,
@@ -325,20 +325,17 @@ class Worker:
         part = self._parts.get(tp)
         if part is None:
             return
-        events = []
-        for message in messages:
-            if part.offset is not None and message.offset < part.offset:
-                continue
-            value = message.value if message.value is not None else b""
-            event = plain_record(value)
-            if event is not None:
-                events.append(event)
-            else:
-                result = decode_message(value)
-                if result.rejections:
-                    self._dead_letter(message, value, result.rejections, whole=not result.events)
-                events.extend(result.events)
-            part.offset = message.offset + 1
+        if part.offset is not None and messages[0].offset < part.offset:
+            messages = [m for m in messages if m.offset >= part.offset]
+            if not messages:
+                return
+        values = [m.value if m.value is not None else b"" for m in messages]
+        failed: list[tuple[int, DecodeResult]] = []
+        events = decode_many(values, failed=failed).events
+        for index, result in failed:
+            message = messages[index]
+            self._dead_letter(message, values[index], result.rejections, whole=not result.events)
+        part.offset = messages[-1].offset + 1
         self.metrics.messages.labels(tp.topic).inc(len(messages))
         records = part.engine.process_many(events)
         part.dirty = True

@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from insights import EventParseError, RejectReason, decode_message, parse_event
+from insights import (
+    DecodeResult,
+    EventParseError,
+    RejectReason,
+    decode_many,
+    decode_message,
+    parse_event,
+)
 from insights.events import is_read_only, principal_of
 
 RECORD = {
@@ -155,3 +162,30 @@ def test_read_only_inferred_for_old_records() -> None:
     old = {k: v for k, v in RECORD.items() if k != "readOnly"}
     assert is_read_only(parse_event(enc(dict(old, eventName="DescribeInstances"))))
     assert not is_read_only(parse_event(enc(dict(old, eventName="RunInstances"))))
+
+
+def test_decode_many_equals_decode_message_of_each_and_names_failed_messages() -> None:
+    messages = [
+        enc(RECORD),
+        enc(dict(RECORD, eventID="e-2", eventTime="2024-07-10T01:43:59Z")),  # minute not yet seen
+        b"  " + enc(dict(RECORD, eventID="e-3")),
+        b"{not json",
+        enc({"Records": [dict(RECORD, eventID="e-4"), dict(RECORD, eventTime=[1])]}),
+        enc(dict(RECORD, eventType="AwsCloudTrailInsight")),
+        enc([dict(RECORD, eventID="e-5")]),
+        enc({k: v for k, v in RECORD.items() if k != "recipientAccountId"}),
+        enc(dict(RECORD, eventID="e-6", requestParameters={"x": "y" * 1000})),
+    ]
+    failed: list[tuple[int, DecodeResult]] = []
+    many = decode_many(messages, max_bytes=1000, failed=failed)
+    each = [decode_message(m, max_bytes=1000) for m in messages]
+    assert many.events == [e for r in each for e in r.events]
+    assert many.rejections == [x for r in each for x in r.rejections]
+    assert many.ignored == sum(r.ignored for r in each) == 1
+    assert [i for i, _ in failed] == [3, 4, 7, 8]
+    assert [r.reason for r in many.rejections] == [
+        RejectReason.INVALID_JSON,
+        RejectReason.WRONG_TYPE,
+        RejectReason.MISSING_FIELD,
+        RejectReason.TOO_LARGE,
+    ]
