@@ -44,6 +44,7 @@ IntArray = npt.NDArray[np.int64]
 
 #: Window scales in minutes (tumbling buckets aligned to the hour).
 SCALES: tuple[int, ...] = (1, 10, 60)
+_SCALE_INDEX = np.arange(len(SCALES))
 N_SLOTS = 48
 #: Prior pseudo-count and prior minutes of the overall rate (keeps a never-seen key's rate > 0).
 _PRIOR_COUNT = 0.5
@@ -285,8 +286,9 @@ class BaselineTable:
         """
         own = _daytypes(minutes)
         take = np.where(self.peak_min[rows, :, own] == 0, 1 - own[:, None], own[:, None])
-        val = np.take_along_axis(self.peak_val[rows], take[:, :, None], axis=2)[:, :, 0]
-        at = np.take_along_axis(self.peak_min[rows], take[:, :, None], axis=2)[:, :, 0]
+        index = (rows[:, None], _SCALE_INDEX, take)
+        val = self.peak_val[index]
+        at = self.peak_min[index]
         age = np.maximum(minutes[:, None] - at, 0)
         return np.asarray(val.astype(np.float64) * np.exp2(-age / self.peak_half_life))
 

@@ -300,13 +300,20 @@ def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:
         else:
             # A single record (the common Kafka message) decodes faster into the narrower
             # struct; an object without record fields is decoded again as an envelope.
-            event = _event_decoder.decode(data)
-            if event.event_source is None and event.event_name is None and event.event_time is None:
-                _from_envelope(_envelope_decoder.decode(data), data, out)
-            else:
-                _accept(event, data, out)
+            _decode_object(data, _event_decoder.decode(data), out)
     except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
         _decode_json_slow(data, out, exc)
+
+
+def _decode_object(data: bytes, event: CloudTrailEvent, out: DecodeResult) -> None:
+    """Accept a JSON object already decoded as a record, or decode it as an envelope.
+
+    Raises msgspec's errors when the envelope does not decode (callers fall back).
+    """
+    if event.event_source is None and event.event_name is None and event.event_time is None:
+        _from_envelope(_envelope_decoder.decode(data), data, out)
+    else:
+        _accept(event, data, out)
 
 
 def _unwrap_cloudwatch(data: bytes) -> bytes | None:
@@ -389,12 +396,13 @@ def decode_many(
     minutes = _minute_cache
     seconds = _SECONDS_Z
     for index, data in enumerate(messages):
+        one: DecodeResult | None = None
         if len(data) <= max_bytes:
             try:
-                event = decode(data)
+                event: CloudTrailEvent | None = decode(data)
             except (msgspec.MsgspecError, RecursionError, ValueError):
-                pass
-            else:
+                event = None
+            if event is not None:
                 # the record is complete and valid, with a minute the general path has seen
                 text = event.event_time
                 if (
@@ -411,7 +419,15 @@ def decode_many(
                 ):
                     append(event)
                     continue
-        one = decode_message(data, max_bytes=max_bytes)
+                # any other object (a batch, an envelope, a record to check): what
+                # decode_message would do, without decoding it as a record a second time
+                one = DecodeResult(events=[], rejections=[])
+                try:
+                    _decode_object(data, event, one)
+                except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
+                    _decode_json_slow(data, one, exc)
+        if one is None:
+            one = decode_message(data, max_bytes=max_bytes)
         out.events.extend(one.events)
         if one.rejections:
             out.rejections.extend(one.rejections)

@@ -64,7 +64,8 @@ def nb_tail_score(
             phi_nb = phi[nb]
             tail[nb] = special.betainc(k[nb], lam[nb] / (phi_nb - 1.0), 1.0 - 1.0 / phi_nb)
         score = -np.log10(np.clip(tail, 1e-300, 1.0))
-    out[todo] = np.minimum(np.nan_to_num(score, nan=0.0, posinf=MAX_SCORE), MAX_SCORE)
+    # the clip bounds the score to [0, MAX_SCORE]; fmax maps a NaN (invalid parameters) to 0
+    out[todo] = np.fmax(score, 0.0)
     return out + 0.0
 
 

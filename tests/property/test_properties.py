@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from insights import EngineConfig, InsightEngine, decode_message
+from insights import EngineConfig, InsightEngine, decode_many, decode_message
 from tests.factory import T0, background, burst
 
 json_values = st.recursive(
@@ -47,6 +47,27 @@ def test_arbitrary_json_objects_never_raise(obj: dict[str, object]) -> None:
         assert event.event_source
         assert event.event_name
         assert event.aws_region
+
+
+VALID = json.dumps(
+    {
+        "eventTime": "2024-07-10T01:42:07Z",
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateUser",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": "1",
+    }
+).encode()
+
+
+@given(st.lists(st.dictionaries(fields, json_values, max_size=6) | st.just(None), max_size=8))
+def test_decode_many_equals_decode_message_of_each(objs: list[dict[str, object] | None]) -> None:
+    messages = [VALID if obj is None else json.dumps(obj).encode() for obj in objs]
+    each = [decode_message(m) for m in messages]
+    many = decode_many(messages)
+    assert many.events == [e for r in each for e in r.events]
+    assert many.rejections == [x for r in each for x in r.rejections]
+    assert many.ignored == sum(r.ignored for r in each)
 
 
 SCENARIO = (
