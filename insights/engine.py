@@ -462,15 +462,21 @@ class InsightEngine:
         is_open = np.array([r in self._open for r in row_list], dtype=bool)
         first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
         warmed = clock.minute - first >= self.config.warmup_minutes
-        decision = start_decisions(
-            scores,
-            window,
-            lam,
-            table.peaks(rows, clock.minute),
-            ~is_open & warmed,
-            self.config.thresholds,
+        # most minutes have no score near the Start threshold: then the peaks are not needed
+        thresholds = self.config.thresholds
+        decision = (
+            start_decisions(
+                scores,
+                window,
+                lam,
+                table.peaks(rows, clock.minute),
+                ~is_open & warmed,
+                thresholds,
+            )
+            if (scores >= thresholds.start_score).any()
+            else None
         )
-        guarded = is_open | decision.mask
+        guarded = is_open if decision is None else is_open | decision.mask
         cap = np.ceil(expected.mu + 3.0 * np.sqrt(expected.phi[:, 0] * expected.mu))
         clipped = np.minimum(counts, cap)
         suspect = scores[:, 0] >= _SUSPECT_SCORE
@@ -484,21 +490,28 @@ class InsightEngine:
         weights = clock.weight(self.config.baseline_half_life_minutes)
         self._learn_attributions(batch, rows[~guarded], rows, weights)
         records: list[InsightRecord] = []
-        starts = np.flatnonzero(decision.mask).tolist()
+        starts = (
+            []
+            if decision is None
+            else [
+                (i, int(decision.scale_index[i]), float(decision.score[i]))
+                for i in np.flatnonzero(decision.mask).tolist()
+            ]
+        )
         for index, (stream, minute, buffer) in enumerate(batch):
             lo, hi = bounds[index], bounds[index + 1]
             records.extend(
                 self._observe_open(stream, minute, buffer, rows, lo, hi, counts, expected)
             )
-            for i in (i for i in starts if lo <= i < hi):
+            for i, scale_index, score in (s for s in starts if lo <= s[0] < hi):
                 records.append(
                     self._start(
                         stream,
                         int(rows[i]),
                         minute,
                         buffer,
-                        int(decision.scale_index[i]),
-                        float(decision.score[i]),
+                        scale_index,
+                        score,
                         float(expected.mu[i]),
                         float(expected.mean_rate[i]),
                     )
