@@ -325,10 +325,12 @@ class Worker:
         part = self._parts.get(tp)
         if part is None:
             return
-        if part.offset is not None and messages[0].offset < part.offset:
+        self.metrics.messages.labels(tp.topic).inc(len(messages))
+        if part.offset is not None and messages and messages[0].offset < part.offset:
+            # redelivered below the restored position: already reflected in the state
             messages = [m for m in messages if m.offset >= part.offset]
-            if not messages:
-                return
+        if not messages:
+            return
         values = [m.value if m.value is not None else b"" for m in messages]
         failed: list[tuple[int, DecodeResult]] = []
         events = decode_many(values, failed=failed).events
@@ -336,7 +338,6 @@ class Worker:
             message = messages[index]
             self._dead_letter(message, values[index], result.rejections, whole=not result.events)
         part.offset = messages[-1].offset + 1
-        self.metrics.messages.labels(tp.topic).inc(len(messages))
         records = part.engine.process_many(events)
         part.dirty = True
         part.stats_seen = self.metrics.add_engine_delta(part.stats_seen, part.engine.stats)
