@@ -297,23 +297,25 @@ def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:
         if head == b"[":
             for env in _array_decoder.decode(data):
                 _from_envelope(env, None, out)
-        else:
-            # A single record (the common Kafka message) decodes faster into the narrower
-            # struct; an object without record fields is decoded again as an envelope.
-            _decode_object(data, _event_decoder.decode(data), out)
+            return
+        # A single record (the common Kafka message) decodes faster into the narrower
+        # struct; an object without record fields is decoded again as an envelope.
+        event = _event_decoder.decode(data)
     except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
         _decode_json_slow(data, out, exc)
+        return
+    _decode_object(data, event, out)
 
 
 def _decode_object(data: bytes, event: CloudTrailEvent, out: DecodeResult) -> None:
-    """Accept a JSON object already decoded as a record, or decode it as an envelope.
-
-    Raises msgspec's errors when the envelope does not decode (callers fall back).
-    """
-    if event.event_source is None and event.event_name is None and event.event_time is None:
-        _from_envelope(_envelope_decoder.decode(data), data, out)
-    else:
-        _accept(event, data, out)
+    """Accept a JSON object already decoded as a record, or decode it as an envelope."""
+    try:
+        if event.event_source is None and event.event_name is None and event.event_time is None:
+            _from_envelope(_envelope_decoder.decode(data), data, out)
+        else:
+            _accept(event, data, out)
+    except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
+        _decode_json_slow(data, out, exc)
 
 
 def _unwrap_cloudwatch(data: bytes) -> bytes | None:
@@ -422,10 +424,7 @@ def decode_many(
                 # any other object (a batch, an envelope, a record to check): what
                 # decode_message would do, without decoding it as a record a second time
                 one = DecodeResult(events=[], rejections=[])
-                try:
-                    _decode_object(data, event, one)
-                except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
-                    _decode_json_slow(data, one, exc)
+                _decode_object(data, event, one)
         if one is None:
             one = decode_message(data, max_bytes=max_bytes)
         out.events.extend(one.events)

@@ -18,8 +18,7 @@ MAX_EPOCH = 4_102_444_800  # 2100-01-01T00:00:00Z
 
 _CACHE_LIMIT = 65_536
 _minute_cache: dict[str, int] = {}
-_SECONDS = {f"{n:02d}": n for n in range(60)}
-#: The same seconds with CloudTrail's trailing ``Z`` (``"07Z"``), for one-slice validation.
+#: Seconds with CloudTrail's trailing ``Z`` (``"07Z"``): one slice validates both.
 _SECONDS_Z = {f"{n:02d}Z": n for n in range(60)}
 
 
@@ -82,8 +81,8 @@ def parse_epoch_seconds(text: str) -> int:
         >>> parse_epoch_seconds("2020-09-14T00:44:23.000Z")
         1600044263
     """
-    if len(text) == 20 and text[19] == "Z":
-        seconds = _SECONDS.get(text[17:19])
+    if len(text) == 20:
+        seconds = _SECONDS_Z.get(text[17:])
         if seconds is not None:
             minute = _minute_cache.get(text[:17])
             if minute is None:
