@@ -53,6 +53,8 @@ EVENT_ID_HEADER = "ctinsights-event-id"
 _DLQ_LIMIT = 900_000
 _MAX_FETCH = 16 * 1024 * 1024
 _IDLE_PROBE_SECONDS = 10.0
+#: Wait after a poll that raised (the broker went away mid-call) before polling again.
+_POLL_BACKOFF_SECONDS = 1.0
 _MAX_CONFLICT_LOGS = 20
 #: Keys exported with rate and baseline (besides every key in an open insight).
 _TOP_KEYS = 20
@@ -523,12 +525,25 @@ class Worker:
         try:
             while not self.stop_event.is_set():
                 self.poll_once(consumer)
+        except Exception:
+            logger.exception("worker loop failed; checkpointing what it has")
+            raise
         finally:
             self._shutdown()
 
     def poll_once(self, consumer: KafkaConsumer) -> None:
         """One poll, its processing, due checkpoints and gauges."""
-        batch = consumer.poll(timeout_ms=200)
+        try:
+            batch = consumer.poll(timeout_ms=200)
+        except KafkaError as exc:
+            # kafka-python can raise out of poll while connections are reset: the broker is
+            # away, not the worker's input; report it, back off, and poll again
+            self.metrics.broker_errors.labels("poll").inc()
+            self.metrics.broker_up.set(0)
+            self.health.update(broker_ok=False)
+            logger.warning("poll failed (%s); retrying in %.1f s", exc, _POLL_BACKOFF_SECONDS)
+            self.stop_event.wait(_POLL_BACKOFF_SECONDS)
+            return
         if self._to_restore:
             self._restore_assigned()
         now_wall = time.time()
