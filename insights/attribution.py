@@ -10,12 +10,13 @@ at a time).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ATTRIBUTES", "TOP_N", "AttributionTable", "InsightAttribution", "Interner"]
+__all__ = ["ATTRIBUTES", "TOP_N", "AttributionTable", "InsightAttribution", "Interner", "pack"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -23,6 +24,17 @@ FloatArray = npt.NDArray[np.float64]
 ATTRIBUTES = ("userIdentityArn", "userAgent", "errorCode")
 TOP_N = 5
 _SLOTS = TOP_N
+
+
+def pack(row: int, attr: int, rank: int) -> int:
+    """One sortable integer for (row, attribute, rank), as :meth:`AttributionTable.merge_minute`
+    takes them.
+
+    Examples:
+        >>> pack(3, 2, 7) == (3 << 34) | (2 << 32) | 7
+        True
+    """
+    return (row << 34) | (attr << 32) | rank
 
 
 class Interner:
@@ -92,7 +104,7 @@ class AttributionTable:
         current = self.ids[rows, attrs]
         match = current == vals[:, None]
         matched = match.any(axis=1)
-        if matched.any():
+        if np.count_nonzero(matched):
             slot = match.argmax(axis=1)[matched]
             np.add.at(
                 self.weights,
@@ -100,7 +112,7 @@ class AttributionTable:
                 weighted[matched].astype(np.float32),
             )
         pending = ~matched
-        while pending.any():
+        while np.count_nonzero(pending):
             idx = np.flatnonzero(pending)
             keys = rows[idx] * len(ATTRIBUTES) + attrs[idx]
             _, first = np.unique(keys, return_index=True)
@@ -112,29 +124,21 @@ class AttributionTable:
             self.weights[r, a, slot] = base + weighted[take].astype(np.float32)
             pending[take] = False
 
-    def merge_minute(
-        self,
-        rows: IntArray,
-        attr_ranks: IntArray,
-        weighted: FloatArray,
-        ids: IntArray | None = None,
-    ) -> None:
-        """Merge decayed counts of (row, attribute * 2**32 + rank) pairs (repeats are summed).
+    def merge_minute(self, weighted: dict[int, float], ids: Sequence[int] | None = None) -> None:
+        """Merge one minute's decayed counts, keyed by :func:`pack` (row, attribute, rank).
 
         ``rank`` is the value id, or an index into ``ids`` when given: ranks then set the
         order in which new values compete for a full sketch, so callers can make it
         independent of the order in which values were first interned.
         """
-        if rows.size == 0:
+        if not weighted:
             return
-        # attribute (2 bits) and rank (32 bits) fit below the row in one sortable int64
-        keys = (rows << 34) | attr_ranks
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        summed = np.bincount(inverse, weights=weighted, minlength=uniq.shape[0])
-        attr = (uniq >> 32) & 0x3
-        rank = uniq & 0xFFFFFFFF
-        vals = (rank if ids is None else ids[rank]).astype(np.int32)
-        self.add(uniq >> 34, attr, vals, summed.astype(np.float64))
+        keys = sorted(weighted)
+        packed = np.array(keys, dtype=np.int64)
+        summed = np.array([weighted[key] for key in keys], dtype=np.float64)
+        rank = packed & 0xFFFFFFFF
+        vals = rank if ids is None else np.asarray(ids, dtype=np.int64)[rank]
+        self.add(packed >> 34, (packed >> 32) & 0x3, vals.astype(np.int32), summed)
 
     def top(self, row: int, attr: int) -> list[tuple[int, float]]:
         """(value id, decayed weight) of a row's sketch for one attribute, heaviest first."""

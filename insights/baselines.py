@@ -45,6 +45,8 @@ IntArray = npt.NDArray[np.int64]
 #: Window scales in minutes (tumbling buckets aligned to the hour).
 SCALES: tuple[int, ...] = (1, 10, 60)
 _SCALE_INDEX = np.arange(len(SCALES))
+_SCALES_F = np.array(SCALES, dtype=np.float64)
+_LONG_SCALES = np.array(SCALES[1:], dtype=np.int64)
 N_SLOTS = 48
 #: Prior pseudo-count and prior minutes of the overall rate (keeps a never-seen key's rate > 0).
 _PRIOR_COUNT = 0.5
@@ -75,10 +77,6 @@ def daytype_of(minute: int) -> int:
 
 def _daytypes(minutes: IntArray) -> IntArray:
     return ((minutes // 1440 + 3) % 7 >= 5).astype(np.int64)
-
-
-def _slots(minutes: IntArray) -> IntArray:
-    return _daytypes(minutes) * 24 + (minutes // 60) % 24
 
 
 @dataclass(slots=True)
@@ -128,32 +126,49 @@ class RowClock:
 
     Row ``i`` is being closed at ``minute[i]`` of a stream whose forward-decay reference is
     ``ref[i]`` and whose exposure (before this minute) is ``total[i]`` and ``slots[i]``.
+    ``decay``, ``slot`` and ``daytype`` are derived once per step, since every stage of the
+    step reads them.
     """
 
     minute: IntArray
     ref: IntArray
     total: FloatArray
     slots: FloatArray
+    decay: FloatArray
+    """Forward-decay weight of each row's minute (its stream's half-life)."""
+    slot: IntArray
+    """Seasonal slot of each row's minute (:func:`slot_of`)."""
+    daytype: IntArray
+    """Day type of each row's minute (:func:`daytype_of`)."""
 
     @classmethod
     def gather(
         cls, exposures: Sequence[StreamExposure], minutes: Sequence[int], item: IntArray
     ) -> RowClock:
-        """Rows whose stream is ``exposures[item[i]]``, closing ``minutes[item[i]]``."""
+        """Rows whose stream is ``exposures[item[i]]``, closing ``minutes[item[i]]``.
+
+        Every exposure must have the same half-life (one engine's streams do).
+        """
         minute = np.asarray(minutes, dtype=np.int64)[item]
         ref = np.array([e.ref_minute for e in exposures], dtype=np.int64)[item]
         total = np.array([e.total for e in exposures], dtype=np.float64)[item]
-        slots = np.stack([e.slots for e in exposures if e.slots is not None])[item]
-        return cls(minute=minute, ref=ref, total=total, slots=slots)
+        stacked = np.concatenate([e.slots for e in exposures if e.slots is not None])
+        slots = stacked.reshape(len(exposures), N_SLOTS)[item]
+        daytype = _daytypes(minute)
+        return cls(
+            minute=minute,
+            ref=ref,
+            total=total,
+            slots=slots,
+            decay=np.exp2((minute - ref) / exposures[0].half_life),
+            slot=daytype * 24 + (minute // 60) % 24,
+            daytype=daytype,
+        )
 
     @classmethod
     def single(cls, exposure: StreamExposure, minute: int, n_rows: int) -> RowClock:
         """``n_rows`` rows of one stream, all at ``minute``."""
         return cls.gather([exposure], [minute], np.zeros(n_rows, dtype=np.int64))
-
-    def weight(self, half_life: float) -> FloatArray:
-        """Forward-decay weight of each row's minute."""
-        return np.exp2((self.minute - self.ref) / half_life)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,38 +258,40 @@ class BaselineTable:
     def flush_buckets(self, rows: IntArray, clock: RowClock) -> None:
         """Close the 10/60-minute buckets of ``rows`` that ended before their clock's minute."""
         last = self.last_minute[rows]
-        for index, scale in enumerate(SCALES[1:], start=1):
-            done = (last >= 0) & (last // scale != clock.minute // scale)
-            if not done.any():
-                continue
-            done_rows = rows[done]
-            value = self.part[done_rows, index - 1].astype(np.float64)
-            raw = self.part_raw[done_rows, index - 1].astype(np.float64)
-            bucket_end = (last[done] // scale + 1) * scale - 1
-            weight = np.exp2((bucket_end - clock.ref[done]) / self.half_life)
-            self.sq[done_rows, index] += value * value * weight
-            self._update_peaks(done_rows, index, _daytypes(bucket_end), raw, bucket_end)
-            self.part[done_rows, index - 1] = 0.0
-            self.part_raw[done_rows, index - 1] = 0.0
+        bucket = last[:, None] // _LONG_SCALES
+        done = (last[:, None] >= 0) & (bucket != clock.minute[:, None] // _LONG_SCALES)
+        which, part = np.nonzero(done)  # (row position, index among the long scales)
+        if not which.size:
+            return
+        done_rows = rows[which]
+        value = self.part[done_rows, part].astype(np.float64)
+        raw = self.part_raw[done_rows, part].astype(np.float64)
+        bucket_end = (bucket[which, part] + 1) * _LONG_SCALES[part] - 1
+        weight = np.exp2((bucket_end - clock.ref[which]) / self.half_life)
+        self.sq[done_rows, part + 1] += value * value * weight
+        self._update_peaks(done_rows, part + 1, _daytypes(bucket_end), raw, bucket_end)
+        self.part[done_rows, part] = 0.0
+        self.part_raw[done_rows, part] = 0.0
 
     def _update_peaks(
         self,
         rows: IntArray,
-        scale_index: int,
+        scale_index: int | IntArray,
         daytypes: IntArray,
         value: FloatArray,
         minutes: IntArray,
     ) -> None:
         current = self.decayed_peaks_at(rows, scale_index, daytypes, minutes)
         higher = value >= current
-        if higher.any():
-            self.peak_val[rows[higher], scale_index, daytypes[higher]] = value[higher]
-            self.peak_min[rows[higher], scale_index, daytypes[higher]] = minutes[higher]
+        if np.count_nonzero(higher):
+            scales = scale_index if isinstance(scale_index, int) else scale_index[higher]
+            self.peak_val[rows[higher], scales, daytypes[higher]] = value[higher]
+            self.peak_min[rows[higher], scales, daytypes[higher]] = minutes[higher]
 
     def decayed_peaks_at(
-        self, rows: IntArray, scale_index: int, daytypes: IntArray, minutes: IntArray
+        self, rows: IntArray, scale_index: int | IntArray, daytypes: IntArray, minutes: IntArray
     ) -> FloatArray:
-        """Recent peak bucket count at one scale, decayed to ``minutes`` (per row)."""
+        """Recent peak bucket count at a scale (one, or one per row), decayed to ``minutes``."""
         val = self.peak_val[rows, scale_index, daytypes].astype(np.float64)
         age = minutes - self.peak_min[rows, scale_index, daytypes]
         return np.asarray(val * np.exp2(-np.maximum(age, 0) / self.peak_half_life))
@@ -297,8 +314,9 @@ class BaselineTable:
         out = np.empty((rows.shape[0], len(SCALES)), dtype=np.float64)
         out[:, 0] = counts
         last = self.last_minute[rows]
-        scales = np.array(SCALES[1:], dtype=np.int64)
-        same = (last[:, None] >= 0) & (last[:, None] // scales == minutes[:, None] // scales)
+        same = (last[:, None] >= 0) & (
+            last[:, None] // _LONG_SCALES == minutes[:, None] // _LONG_SCALES
+        )
         out[:, 1:] = np.where(same, self.part[rows], 0.0) + counts[:, None]
         return out
 
@@ -307,9 +325,9 @@ class BaselineTable:
         counts = self.counts[rows].astype(np.float64)
         total = counts.sum(axis=1)
         # priors are in minutes *now*, i.e. in the same forward-decay units as the sums
-        now = clock.weight(self.half_life)
+        now = clock.decay
         mean_rate = (total + _PRIOR_COUNT * now) / (clock.total + _PRIOR_MINUTES * now)
-        slot = _slots(clock.minute)
+        slot = clock.slot
         index = np.arange(rows.shape[0])
         slot_exposure = clock.slots[index, slot]
         mu = (counts[index, slot] + _SLOT_PRIOR_MINUTES * now * mean_rate) / (
@@ -318,11 +336,11 @@ class BaselineTable:
         observed = clock.slots > 0
         inv = np.where(observed, 1.0 / np.where(observed, clock.slots, 1.0), 0.0)
         between = np.einsum("ij,ij->i", counts * counts, inv)
-        scales = np.array(SCALES, dtype=np.float64)
+        scales = _SCALES_F
         buckets = np.maximum(np.maximum(clock.total, 1.0)[:, None] / scales, 1.0)
         within = np.maximum(self.sq[rows] - between[:, None] * scales, 0.0)
         phi = (within / buckets) / np.maximum(scales * mean_rate[:, None], 1e-9)
-        np.clip(phi, 1.0, _MAX_PHI, out=phi)
+        np.minimum(np.maximum(phi, 1.0, out=phi), _MAX_PHI, out=phi)
         return Expectation(mu=mu, mean_rate=mean_rate, phi=phi)
 
     def learn(
@@ -340,10 +358,10 @@ class BaselineTable:
         before :meth:`expect`).
         """
         peak_counts = counts if peak_counts is None else peak_counts
-        weight = clock.weight(self.half_life)
-        self.counts[rows, _slots(clock.minute)] += (counts * weight).astype(np.float32)
+        weight = clock.decay
+        self.counts[rows, clock.slot] += (counts * weight).astype(np.float32)
         self.sq[rows, 0] += counts * counts * weight
         self.part[rows] += counts[:, None].astype(np.float32)
         self.part_raw[rows] += peak_counts[:, None].astype(np.float32)
-        self._update_peaks(rows, 0, _daytypes(clock.minute), peak_counts, clock.minute)
+        self._update_peaks(rows, 0, clock.daytype, peak_counts, clock.minute)
         self.last_minute[rows] = clock.minute

@@ -16,7 +16,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
+from insights.attribution import (
+    ATTRIBUTES,
+    AttributionTable,
+    InsightAttribution,
+    Interner,
+    pack,
+)
 from insights.baselines import SCALES, BaselineTable, Expectation, RowClock, StreamExposure
 from insights.config import EngineConfig
 from insights.detectors import OpenInsight, start_decisions
@@ -40,6 +46,10 @@ _ERROR: Final = "ApiErrorRateInsight"
 _API_EVENT_TYPES = frozenset({None, "AwsApiCall"})
 #: Minutes of closed per-minute detail kept for attributing an insight's first minutes.
 _LOOKBACK = max(SCALES) + 1
+_SCALES_F = np.array(SCALES, dtype=np.float64)
+#: Attribute bits of an attribution key (see :func:`insights.attribution.pack`).
+_AGENT = pack(0, ATTRIBUTES.index("userAgent"), 0)
+_ERROR_CODE = pack(0, ATTRIBUTES.index("errorCode"), 0)
 #: Minutes scoring at least this (1 in 10,000) are learned winsorized: the excess over the
 #: 3-sigma cap counts only _SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
 _SUSPECT_SCORE = 4.0
@@ -446,7 +456,7 @@ class InsightEngine:
         table.flush_buckets(rows, clock)
         expected = table.expect(rows, clock)
         window = table.window_counts(rows, counts, clock.minute)
-        scales = np.array(SCALES, dtype=np.float64)
+        scales = _SCALES_F
         elapsed = (clock.minute[:, None] % scales) + 1.0
         lam = expected.mu[:, None] * elapsed
         # A partial bucket may hold a whole clump (a job that runs at minute 0 of the hour), so
@@ -473,7 +483,7 @@ class InsightEngine:
                 ~is_open & warmed,
                 thresholds,
             )
-            if (scores >= thresholds.start_score).any()
+            if np.count_nonzero(scores >= thresholds.start_score)
             else None
         )
         guarded = is_open if decision is None else is_open | decision.mask
@@ -487,7 +497,7 @@ class InsightEngine:
         # peaks learn the raw count, insight minutes included: a job that repeats at the same
         # size (or a deploy burst) fires once, not every run; the moments stay winsorized
         table.learn(rows, learn, clock, counts)
-        weights = clock.weight(self.config.baseline_half_life_minutes)
+        weights = clock.decay
         self._learn_attributions(batch, rows[~guarded], rows, weights)
         records: list[InsightRecord] = []
         starts = (
@@ -533,33 +543,29 @@ class InsightEngine:
         keep = set(learned.tolist())
         if not keep:
             return
-        slots = [
-            (slot, count)
-            for _stream, _minute, buffer in batch
-            for slot, count in buffer.items()
-            if slot[0] in keep
-        ]
-        if not slots:
-            return
-        keys, counts = zip(*slots, strict=True)
-        slot_rows, principals, agents, errors = zip(*keys, strict=True)
         weight_of = dict(zip(rows.tolist(), weights.tolist(), strict=True))
-        weighted = np.array(counts, dtype=np.float64) * np.array(
-            list(map(weight_of.__getitem__, slot_rows)), dtype=np.float64
-        )
-        values = principals + agents + errors
-        distinct = sorted(set(values))
+        entries = [
+            (row, principal, agent, error, count * weight_of[row])
+            for _stream, _minute, buffer in batch
+            for (row, principal, agent, error), count in buffer.items()
+            if row in keep
+        ]
+        if not entries:
+            return
+        distinct = sorted({value for _, p, a, e, _ in entries for value in (p, a, e)})
         rank = {value: i for i, value in enumerate(distinct)}
-        ids = np.array(list(map(self._names.id, distinct)), dtype=np.int64)
-        n = len(slot_rows)
-        attrs = np.repeat(np.arange(len(ATTRIBUTES), dtype=np.int64), n)
-        attr_ranks = (attrs << 32) | np.array(list(map(rank.__getitem__, values)), dtype=np.int64)
-        self._attrs.merge_minute(
-            np.tile(np.array(slot_rows, dtype=np.int64), len(ATTRIBUTES)),
-            attr_ranks,
-            np.tile(weighted, len(ATTRIBUTES)),
-            ids,
-        )
+        # repeats of a (row, attribute, value) are summed in event order
+        summed: dict[int, float] = {}
+        get = summed.get
+        for row, principal, agent, error, weighted in entries:
+            base = row << 34
+            for key in (
+                base | rank[principal],
+                base | _AGENT | rank[agent],
+                base | _ERROR_CODE | rank[error],
+            ):
+                summed[key] = get(key, 0.0) + weighted
+        self._attrs.merge_minute(summed, list(map(self._names.id, distinct)))
 
     def _baseline_attributions(
         self, row: int, exposure: StreamExposure

@@ -41,32 +41,45 @@ def nb_tail_score(
         ...               where=np.array([False, True])).round(2).tolist()
         [0.0, 2.44]
     """
-    x, lam, phi = np.broadcast_arrays(
-        np.asarray(x, dtype=np.float64),
-        np.maximum(np.asarray(lam, dtype=np.float64), 1e-12),
-        np.asarray(phi, dtype=np.float64),
-    )
+    x, lam, phi = _same_shape_floats(x, lam, phi)
     k = np.ceil(x)
     todo = k > 0
     if where is not None:
         todo &= where
     out = np.zeros(x.shape, dtype=np.float64)
-    if not todo.any():
+    if not np.count_nonzero(todo):
         return out
-    k, lam, phi = k[todo], lam[todo], phi[todo]
+    k, lam, phi = k[todo], np.maximum(lam[todo], 1e-12), phi[todo]
     poisson = phi <= _POISSON_PHI
     tail = np.empty(k.shape, dtype=np.float64)
     with np.errstate(all="ignore"):
-        if poisson.any():
+        if np.count_nonzero(poisson):
             tail[poisson] = special.gammainc(k[poisson], lam[poisson])
         nb = ~poisson
-        if nb.any():
+        if np.count_nonzero(nb):
             phi_nb = phi[nb]
             tail[nb] = special.betainc(k[nb], lam[nb] / (phi_nb - 1.0), 1.0 - 1.0 / phi_nb)
         score = -np.log10(np.clip(tail, 1e-300, 1.0))
     # the clip bounds the score to [0, MAX_SCORE]; fmax maps a NaN (invalid parameters) to 0
     out[todo] = np.fmax(score, 0.0)
     return out + 0.0
+
+
+def _same_shape_floats(
+    x: FloatArray, lam: FloatArray, phi: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The three operands as float64 arrays of one shape (no copies when they already are)."""
+    arrays = (x, lam, phi)
+    if all(type(a) is np.ndarray and a.dtype == np.float64 for a in arrays) and (
+        x.shape == lam.shape == phi.shape
+    ):
+        return x, lam, phi
+    bx, blam, bphi = np.broadcast_arrays(
+        np.asarray(x, dtype=np.float64),
+        np.asarray(lam, dtype=np.float64),
+        np.asarray(phi, dtype=np.float64),
+    )
+    return bx, blam, bphi
 
 
 def decay_weight(minute: int | FloatArray, ref_minute: int, half_life: float) -> FloatArray:
