@@ -438,8 +438,9 @@ class InsightEngine:
         """Score, learn and decide one minute of each stream in ``batch``, vectorized over rows."""
         row_list: list[int] = []
         count_list: list[int] = []
+        item_list: list[int] = []
         bounds: list[int] = [0]
-        for stream, minute, buffer in batch:
+        for index, (stream, minute, buffer) in enumerate(batch):
             self._rebase_if_needed(stream, minute + 1)
             active: dict[int, int] = dict.fromkeys(stream.open_rows, 0)
             for (row, _p, _a, _e), count in buffer.items():
@@ -447,10 +448,11 @@ class InsightEngine:
             for row in sorted(active):
                 row_list.append(row)
                 count_list.append(active[row])
+            item_list.extend([index] * len(active))
             bounds.append(len(row_list))
         rows = np.array(row_list, dtype=np.int64)
         counts = np.array(count_list, dtype=np.float64)
-        item = np.repeat(np.arange(len(batch)), np.diff(bounds))
+        item = np.array(item_list, dtype=np.int64)
         clock = RowClock.gather([s.exposure for s, _, _ in batch], [m for _, m, _ in batch], item)
         table = self._table
         table.flush_buckets(rows, clock)

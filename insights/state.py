@@ -76,7 +76,7 @@ def _unstream(d: dict[str, Any], half_life: float) -> StreamState:
         closed_until=d["closed_until"],
         rows=list(d["rows"]),
         pending={int(m): _unbuffer(b) for m, b in d["pending"].items()},
-        recent={int(m): _unbuffer(b) for m, b in d["recent"].items()},
+        recent={m: _unbuffer(d["recent"][str(m)]) for m in sorted(map(int, d["recent"]))},
         held=[(int(sec), msgspec.json.decode(raw, type=CloudTrailEvent)) for sec, raw in d["held"]],
         open_rows=set(d["open_rows"]),
     )

@@ -52,10 +52,16 @@ class StreamState:
 
     def remember(self, minute: int, buffer: MinuteBuffer, lookback: int) -> None:
         """Keep a closed minute's buffer for attribution look-back; drop old ones."""
+        recent = self.recent
         if buffer:
-            self.recent[minute] = buffer
-        for old in [m for m in self.recent if m <= minute - lookback]:
-            del self.recent[old]
+            recent[minute] = buffer
+        # minutes are remembered in closing (increasing) order: the oldest come first
+        cutoff = minute - lookback
+        while recent:
+            oldest = next(iter(recent))
+            if oldest > cutoff:
+                break
+            del recent[oldest]
 
     def row_minutes(
         self, row: int, first: int, last: int, current: tuple[int, MinuteBuffer]
