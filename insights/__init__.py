@@ -11,6 +11,7 @@ from insights.config import SENSITIVITY_LEVELS, EngineConfig, InsightSelector, S
 from insights.engine import EngineStats, InsightEngine, KeyRate
 from insights.errors import EventParseError, InsightsConfigError, InsightsError, StateDecodeError
 from insights.events import (
+    DECODE_CHUNK,
     CloudTrailEvent,
     DecodeResult,
     Rejection,
@@ -23,6 +24,7 @@ from insights.events import (
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
 
 __all__ = [
+    "DECODE_CHUNK",
     "SENSITIVITY_LEVELS",
     "CloudTrailEvent",
     "DecodeResult",

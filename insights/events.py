@@ -29,6 +29,7 @@ from insights.errors import EventParseError
 from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_epoch_seconds
 
 __all__ = [
+    "DECODE_CHUNK",
     "CloudTrailEvent",
     "DecodeResult",
     "RejectReason",
@@ -48,6 +49,12 @@ MAX_RECORD_BYTES = 256 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 _READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Scan")
+
+
+#: Messages to decode per step when the events go straight to the engine: a chunk this size is
+#: still in the CPU cache when the engine reads it (1.5 KB records: replay of a busy stream
+#: is about a third faster than with chunks of 4,096, see README "Performance").
+DECODE_CHUNK = 256
 
 
 class RejectReason(StrEnum):
@@ -448,7 +455,7 @@ def parse_event(data: bytes) -> CloudTrailEvent:
 
 
 def iter_json_lines(
-    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, chunk: int = 4096
+    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, chunk: int = DECODE_CHUNK
 ) -> Iterator[DecodeResult]:
     """Decode JSON lines (one message per non-blank line), one result per ``chunk`` lines.
 

@@ -57,6 +57,7 @@ def _stream(s: StreamState) -> dict[str, Any]:
         "first_minute": s.first_minute,
         "max_seen": s.max_seen,
         "closed_until": s.closed_until,
+        "next_close": s.next_close,
         "rows": s.rows,
         "pending": {str(m): _buffer(b) for m, b in s.pending.items()},
         "recent": {str(m): _buffer(b) for m, b in s.recent.items()},
@@ -74,6 +75,7 @@ def _unstream(d: dict[str, Any], half_life: float) -> StreamState:
         first_minute=d["first_minute"],
         max_seen=d["max_seen"],
         closed_until=d["closed_until"],
+        next_close=d.get("next_close", -1),
         rows=list(d["rows"]),
         pending={int(m): _unbuffer(b) for m, b in d["pending"].items()},
         recent={m: _unbuffer(d["recent"][str(m)]) for m in sorted(map(int, d["recent"]))},
@@ -174,6 +176,8 @@ def _apply(e: InsightEngine, doc: dict[str, Any]) -> None:
     half_life = e.config.baseline_half_life_minutes
     streams = [_unstream(s, half_life) for s in doc["streams"]]
     e._streams = {(s.account, s.region): s for s in streams}
+    # minutes closed but not yet scored when the snapshot was taken (process_many(drain=False))
+    e._due = {(s.account, s.region): s for s in streams if s.next_close < s.closed_until}
     e._row_stream = [streams[0]] * len(e._keys) if streams else []
     for s in streams:
         for row in s.rows:
