@@ -12,10 +12,12 @@ from insights.engine import EngineStats, InsightEngine, KeyRate
 from insights.errors import EventParseError, InsightsConfigError, InsightsError, StateDecodeError
 from insights.events import (
     DECODE_CHUNK,
+    DECODE_CHUNK_BYTES,
     CloudTrailEvent,
     DecodeResult,
     Rejection,
     RejectReason,
+    chunk_ranges,
     decode_many,
     decode_message,
     iter_json_lines,
@@ -25,6 +27,7 @@ from insights.records import InsightKey, InsightRecord, records_to_json_lines
 
 __all__ = [
     "DECODE_CHUNK",
+    "DECODE_CHUNK_BYTES",
     "SENSITIVITY_LEVELS",
     "CloudTrailEvent",
     "DecodeResult",
@@ -42,6 +45,7 @@ __all__ = [
     "Rejection",
     "Sensitivity",
     "StateDecodeError",
+    "chunk_ranges",
     "decode_many",
     "decode_message",
     "iter_json_lines",

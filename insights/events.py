@@ -30,11 +30,13 @@ from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_
 
 __all__ = [
     "DECODE_CHUNK",
+    "DECODE_CHUNK_BYTES",
     "CloudTrailEvent",
     "DecodeResult",
     "RejectReason",
     "Rejection",
     "UserIdentity",
+    "chunk_ranges",
     "decode_many",
     "decode_message",
     "event_seconds",
@@ -55,6 +57,8 @@ _READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchG
 #: still in the CPU cache when the engine reads it (1.5 KB records: replay of a busy stream
 #: is about a third faster than with chunks of 4,096, see README "Performance").
 DECODE_CHUNK = 256
+#: The same budget in bytes, for messages that may each hold one record or a batch of them.
+DECODE_CHUNK_BYTES = DECODE_CHUNK * 1536
 
 
 class RejectReason(StrEnum):
@@ -466,3 +470,24 @@ def iter_json_lines(
     lines = [line for line in data.split(b"\n") if line.strip()]
     for start in range(0, len(lines), chunk):
         yield decode_many(lines[start : start + chunk], max_bytes=max_bytes)
+
+
+def chunk_ranges(
+    messages: Sequence[bytes], budget: int = DECODE_CHUNK_BYTES
+) -> Iterator[tuple[int, int]]:
+    """Consecutive ``[start, end)`` ranges of ``messages`` of about ``budget`` bytes each.
+
+    Every range holds at least one message, so a message above the budget is a range alone.
+
+    Examples:
+        >>> list(chunk_ranges([b"aa", b"bb", b"cccccc", b"d"], budget=4))
+        [(0, 2), (2, 3), (3, 4)]
+    """
+    start = size = 0
+    for index, message in enumerate(messages):
+        size += len(message)
+        if size >= budget:
+            yield start, index + 1
+            start, size = index + 1, 0
+    if start < len(messages):
+        yield start, len(messages)

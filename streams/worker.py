@@ -24,13 +24,13 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from insights import (
-    DECODE_CHUNK,
     DecodeResult,
     EngineStats,
     InsightEngine,
     InsightRecord,
     Rejection,
     StateDecodeError,
+    chunk_ranges,
     decode_many,
 )
 from streams.checkpoints import (
@@ -338,9 +338,9 @@ class Worker:
         records: list[InsightRecord] = []
         # decoded in small chunks that go to the engine at once (still in the CPU cache);
         # closed minutes are scored in one step for the whole poll
-        for start in range(0, len(values), DECODE_CHUNK):
+        for start, end in chunk_ranges(values):
             failed: list[tuple[int, DecodeResult]] = []
-            chunk = values[start : start + DECODE_CHUNK]
+            chunk = values[start:end]
             events = decode_many(chunk, failed=failed).events
             for index, result in failed:
                 message, value = messages[start + index], chunk[index]

@@ -10,6 +10,7 @@ from insights.baselines import (
     daytype_of,
     slot_of,
 )
+from insights.stats import decay_weight
 
 
 def learn_series(counts: list[float], start: int = 0) -> tuple[BaselineTable, StreamExposure, int]:
@@ -35,6 +36,18 @@ def test_slots_and_daytypes() -> None:
     assert daytype_of(0) == 0  # Thursday
     assert daytype_of(2 * 1440) == 1  # Saturday
     assert slot_of(3 * 1440 + 60) == 24 + 1  # Sunday 01:00
+
+
+def test_row_clock_derives_slot_daytype_and_decay_per_row() -> None:
+    a = StreamExposure(ref_minute=0, half_life=10_080.0)
+    b = StreamExposure(ref_minute=5_000, half_life=10_080.0)
+    minutes = [2 * 1440 + 13 * 60, 9_000]  # a Saturday afternoon; a Monday night
+    clock = RowClock.gather([a, b], minutes, np.array([1, 0, 1]))
+    assert clock.minute.tolist() == [9_000, minutes[0], 9_000]
+    assert clock.slot.tolist() == [slot_of(9_000), slot_of(minutes[0]), slot_of(9_000)]
+    assert clock.daytype.tolist() == [daytype_of(m) for m in clock.minute.tolist()]
+    expected = [decay_weight(9_000, 5_000, 10_080.0), decay_weight(minutes[0], 0, 10_080.0)]
+    assert clock.decay.tolist() == [float(expected[0]), float(expected[1]), float(expected[0])]
 
 
 def test_poisson_series_has_rate_and_unit_dispersion() -> None:

@@ -1,13 +1,18 @@
-"""Worker behaviour that needs no broker: a poll that raises while the broker goes away."""
+"""Worker behaviour that needs no broker: a poll that raises while the broker goes away, and
+how one poll is cut into decode chunks."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
-from streams.settings import load_settings
-from streams.worker import Worker
+from insights import InsightEngine, Rejection, chunk_ranges, decode_many
+from streams.settings import WorkerSettings, load_settings
+from streams.simulate import Scenario, generate, render
+from streams.worker import Worker, _Partition
 
 
 class _FailingConsumer:
@@ -21,8 +26,8 @@ class _FailingConsumer:
         raise KafkaConnectionError("socket disconnected")
 
 
-def test_a_poll_that_raises_marks_the_broker_down_and_keeps_the_loop(tmp_path: Path) -> None:
-    settings = load_settings(
+def _settings(state: Path) -> WorkerSettings:
+    return load_settings(
         None,
         bootstrap_servers="127.0.0.1:9",
         input_topics=["in"],
@@ -30,9 +35,12 @@ def test_a_poll_that_raises_marks_the_broker_down_and_keeps_the_loop(tmp_path: P
         group_id="g",
         metrics_port=None,
         checkpoint_store="directory",
-        state_dir=tmp_path,
+        state_dir=state,
     )
-    worker = Worker(settings)
+
+
+def test_a_poll_that_raises_marks_the_broker_down_and_keeps_the_loop(tmp_path: Path) -> None:
+    worker = Worker(_settings(tmp_path))
     worker.stop_event.set()  # the back-off wait returns at once
     consumer = _FailingConsumer()
     for _ in range(3):
@@ -42,3 +50,34 @@ def test_a_poll_that_raises_marks_the_broker_down_and_keeps_the_loop(tmp_path: P
     assert registry.get_sample_value("ctinsights_broker_up") == 0.0
     assert registry.get_sample_value("ctinsights_broker_errors_total", {"operation": "poll"}) == 3
     assert worker.health.snapshot()["broker_ok"] is False
+
+
+class _Message:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.topic, self.partition, self.offset, self.value = "in", 0, offset, value
+
+
+def test_a_poll_spanning_several_decode_chunks_dead_letters_exactly_its_bad_messages(
+    tmp_path: Path,
+) -> None:
+    lines = list(render(generate(Scenario(days=2, reads_per_minute=2, anomaly_day=1))))[:900]
+    bad = {3: b"not json", 400: b'{"eventTime": 5}', 899: b'{"eventName": "\xff"}'}
+    values = [bad.get(i, line) for i, line in enumerate(lines)]
+    worker = Worker(_settings(tmp_path))
+    tp = TopicPartition("in", 0)
+    part = _Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=0)
+    worker._parts[tp] = part
+    dead: list[tuple[int, bytes, str]] = []
+
+    def record(message: Any, value: bytes, rejections: list[Rejection], whole: bool) -> None:
+        dead.append((message.offset, value, rejections[0].reason.value))
+
+    worker._dead_letter = record  # type: ignore[method-assign]
+    worker._process(tp, [_Message(1000 + i, v) for i, v in enumerate(values)])
+    assert len(list(chunk_ranges(values))) >= 3, "the poll spans several decode chunks"
+    assert [(o, v) for o, v, _ in dead] == [(1000 + i, bad[i]) for i in sorted(bad)]
+    assert [r for *_, r in dead] == ["invalid_json", "wrong_type", "invalid_utf8"]
+    reference = InsightEngine(worker.settings.detection)
+    reference.process_many(decode_many([v for i, v in enumerate(values) if i not in bad]).events)
+    assert part.engine.stats.as_dict() == reference.stats.as_dict()
+    assert part.offset == 1900
