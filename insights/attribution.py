@@ -24,11 +24,13 @@ FloatArray = npt.NDArray[np.float64]
 ATTRIBUTES = ("userIdentityArn", "userAgent", "errorCode")
 TOP_N = 5
 _SLOTS = TOP_N
+#: Above this many (entry, attribute) pairs a minute is summed with numpy instead of a dict.
+_DICT_MERGE_MAX = 384
 
 
 def pack(row: int, attr: int, rank: int) -> int:
-    """One sortable integer for (row, attribute, rank), as :meth:`AttributionTable.merge_minute`
-    takes them.
+    """One sortable integer for (row, attribute, rank): how a minute's attribute values are
+    summed and ordered before they enter the sketches.
 
     Examples:
         >>> pack(3, 2, 7) == (3 << 34) | (2 << 32) | 7
@@ -124,21 +126,52 @@ class AttributionTable:
             self.weights[r, a, slot] = base + weighted[take].astype(np.float32)
             pending[take] = False
 
-    def merge_minute(self, weighted: dict[int, float], ids: Sequence[int] | None = None) -> None:
-        """Merge one minute's decayed counts, keyed by :func:`pack` (row, attribute, rank).
+    def merge_minute(
+        self,
+        rows: Sequence[int],
+        ranks: Sequence[Sequence[int]],
+        weighted: Sequence[float],
+        ids: Sequence[int] | None = None,
+    ) -> None:
+        """Merge one minute's decayed counts: entry ``i`` adds ``weighted[i]`` to the value
+        ranked ``ranks[attr][i]`` of row ``rows[i]``, for every attribute ``attr``.
 
-        ``rank`` is the value id, or an index into ``ids`` when given: ranks then set the
-        order in which new values compete for a full sketch, so callers can make it
-        independent of the order in which values were first interned.
+        Repeats of a (row, attribute, value) are summed in entry order. ``rank`` is the value
+        id, or an index into ``ids`` when given: ranks then set the order in which new values
+        compete for a full sketch, so callers can make it independent of the order in which
+        values were first interned. Small minutes are summed in a dict, large ones with
+        ``np.unique`` (whose fixed cost only pays off on hundreds of entries); both give the
+        same sums.
         """
-        if not weighted:
+        if not rows:
             return
-        keys = sorted(weighted)
-        packed = np.array(keys, dtype=np.int64)
-        summed = np.array([weighted[key] for key in keys], dtype=np.float64)
-        rank = packed & 0xFFFFFFFF
-        vals = rank if ids is None else np.asarray(ids, dtype=np.int64)[rank]
-        self.add(packed >> 34, (packed >> 32) & 0x3, vals.astype(np.int32), summed)
+        if len(rows) * len(ranks) <= _DICT_MERGE_MAX:
+            summed: dict[int, float] = {}
+            get = summed.get
+            for attr, attr_ranks in enumerate(ranks):
+                for row, rank, weight in zip(rows, attr_ranks, weighted, strict=True):
+                    key = pack(row, attr, rank)
+                    summed[key] = get(key, 0.0) + weight
+            order = sorted(summed)
+            packed: IntArray = np.array(order, dtype=np.int64)
+            sums: FloatArray = np.array([summed[key] for key in order], dtype=np.float64)
+        else:
+            row_bits = np.asarray(rows, dtype=np.int64) << 34
+            every = np.concatenate(
+                [
+                    row_bits | (attr << 32) | np.asarray(r, dtype=np.int64)
+                    for attr, r in enumerate(ranks)
+                ]
+            )
+            packed, inverse = np.unique(every, return_inverse=True)
+            weights = np.tile(np.asarray(weighted, dtype=np.float64), len(ranks))
+            sums = np.asarray(
+                np.bincount(inverse.ravel(), weights=weights, minlength=packed.shape[0]),
+                dtype=np.float64,
+            )
+        ranked = packed & 0xFFFFFFFF
+        vals = ranked if ids is None else np.asarray(ids, dtype=np.int64)[ranked]
+        self.add(packed >> 34, (packed >> 32) & 0x3, vals.astype(np.int32), sums)
 
     def top(self, row: int, attr: int) -> list[tuple[int, float]]:
         """(value id, decayed weight) of a row's sketch for one attribute, heaviest first."""

@@ -8,6 +8,7 @@ event); all statistics run once per closed stream-minute, vectorized over the ke
 from __future__ import annotations
 
 import logging
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,13 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from insights.attribution import (
-    ATTRIBUTES,
-    AttributionTable,
-    InsightAttribution,
-    Interner,
-    pack,
-)
+from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
 from insights.baselines import SCALES, BaselineTable, Expectation, RowClock, StreamExposure
 from insights.config import EngineConfig
 from insights.detectors import OpenInsight, start_decisions
@@ -47,9 +42,6 @@ _API_EVENT_TYPES = frozenset({None, "AwsApiCall"})
 #: Minutes of closed per-minute detail kept for attributing an insight's first minutes.
 _LOOKBACK = max(SCALES) + 1
 _SCALES_F = np.array(SCALES, dtype=np.float64)
-#: Attribute bits of an attribution key (see :func:`insights.attribution.pack`).
-_AGENT = pack(0, ATTRIBUTES.index("userAgent"), 0)
-_ERROR_CODE = pack(0, ATTRIBUTES.index("errorCode"), 0)
 #: Minutes scoring at least this (1 in 10,000) are learned winsorized: the excess over the
 #: 3-sigma cap counts only _SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
 _SUSPECT_SCORE = 4.0
@@ -564,29 +556,22 @@ class InsightEngine:
         keep = set(learned.tolist())
         if not keep:
             return
-        weight_of = dict(zip(rows.tolist(), weights.tolist(), strict=True))
-        entries = [
-            (row, principal, agent, error, count * weight_of[row])
+        slots = [
+            (slot, count)
             for _stream, _minute, buffer in batch
-            for (row, principal, agent, error), count in buffer.items()
-            if row in keep
+            for slot, count in buffer.items()
+            if slot[0] in keep
         ]
-        if not entries:
+        if not slots:
             return
-        distinct = sorted({value for _, p, a, e, _ in entries for value in (p, a, e)})
+        keys, counts = zip(*slots, strict=True)
+        slot_rows, principals, agents, errors = zip(*keys, strict=True)
+        weight_of = dict(zip(rows.tolist(), weights.tolist(), strict=True))
+        weighted = list(map(operator.mul, counts, map(weight_of.__getitem__, slot_rows)))
+        distinct = sorted({*principals, *agents, *errors})
         rank = {value: i for i, value in enumerate(distinct)}
-        # repeats of a (row, attribute, value) are summed in event order
-        summed: dict[int, float] = {}
-        get = summed.get
-        for row, principal, agent, error, weighted in entries:
-            base = row << 34
-            for key in (
-                base | rank[principal],
-                base | _AGENT | rank[agent],
-                base | _ERROR_CODE | rank[error],
-            ):
-                summed[key] = get(key, 0.0) + weighted
-        self._attrs.merge_minute(summed, list(map(self._names.id, distinct)))
+        ranks = [list(map(rank.__getitem__, values)) for values in (principals, agents, errors)]
+        self._attrs.merge_minute(slot_rows, ranks, weighted, list(map(self._names.id, distinct)))
 
     def _baseline_attributions(
         self, row: int, exposure: StreamExposure

@@ -54,3 +54,24 @@ def test_replay_stdin_streams_records_as_detected(tmp_path: Path) -> None:
     names = {r["insightDetails"]["eventName"] for r in records}
     assert {"CreateUser", "CreateAccessKey", "AttachUserPolicy"} <= names
     assert "invalid_json" in proc.stderr.decode()
+
+
+def test_replay_of_files_does_not_depend_on_the_wall_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # insights in several streams on the last day: when their minutes are scored (all streams
+    # in lock-step) decides the order in which they are written
+    source = tmp_path / "in.jsonl"
+    assert main(["simulate", "-o", str(source), "--days", "13", "--reads-per-minute", "1.5"]) == 0
+
+    def replay(name: str) -> bytes:
+        out = tmp_path / name
+        assert main(["replay", str(source), "--output", str(out)]) == 0
+        return out.read_bytes()
+
+    normal = replay("normal.jsonl")
+    ticks = iter(range(0, 10**9, 5))  # every clock reading is 5 s after the previous one
+    monkeypatch.setattr("streams.cli.time.monotonic", lambda: float(next(ticks)))
+    slow = replay("slow.jsonl")
+    assert normal.count(b"\n") >= 10
+    assert slow == normal
