@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ATTRIBUTES", "TOP_N", "AttributionTable", "InsightAttribution", "Interner", "pack"]
+__all__ = ["ATTRIBUTES", "TOP_N", "AttributionTable", "InsightAttribution", "Interner"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -28,15 +28,11 @@ _SLOTS = TOP_N
 _DICT_MERGE_MAX = 384
 
 
-def pack(row: int, attr: int, rank: int) -> int:
-    """One sortable integer for (row, attribute, rank): how a minute's attribute values are
-    summed and ordered before they enter the sketches.
-
-    Examples:
-        >>> pack(3, 2, 7) == (3 << 34) | (2 << 32) | 7
-        True
-    """
-    return (row << 34) | (attr << 32) | rank
+#: A minute's (row, attribute, rank) is summed and ordered as one integer:
+#: ``row << _ROW_SHIFT | attribute << _ATTR_SHIFT | rank`` (2 bits of attribute, 32 of rank).
+_ROW_SHIFT = 34
+_ATTR_SHIFT = 32
+_RANK_MASK = (1 << _ATTR_SHIFT) - 1
 
 
 class Interner:
@@ -149,17 +145,18 @@ class AttributionTable:
             summed: dict[int, float] = {}
             get = summed.get
             for attr, attr_ranks in enumerate(ranks):
+                bits = attr << _ATTR_SHIFT
                 for row, rank, weight in zip(rows, attr_ranks, weighted, strict=True):
-                    key = pack(row, attr, rank)
+                    key = (row << _ROW_SHIFT) | bits | rank
                     summed[key] = get(key, 0.0) + weight
             order = sorted(summed)
             packed: IntArray = np.array(order, dtype=np.int64)
             sums: FloatArray = np.array([summed[key] for key in order], dtype=np.float64)
         else:
-            row_bits = np.asarray(rows, dtype=np.int64) << 34
+            row_bits = np.asarray(rows, dtype=np.int64) << _ROW_SHIFT
             every = np.concatenate(
                 [
-                    row_bits | (attr << 32) | np.asarray(r, dtype=np.int64)
+                    row_bits | (attr << _ATTR_SHIFT) | np.asarray(r, dtype=np.int64)
                     for attr, r in enumerate(ranks)
                 ]
             )
@@ -169,9 +166,10 @@ class AttributionTable:
                 np.bincount(inverse.ravel(), weights=weights, minlength=packed.shape[0]),
                 dtype=np.float64,
             )
-        ranked = packed & 0xFFFFFFFF
+        ranked = packed & _RANK_MASK
         vals = ranked if ids is None else np.asarray(ids, dtype=np.int64)[ranked]
-        self.add(packed >> 34, (packed >> 32) & 0x3, vals.astype(np.int32), sums)
+        attrs = (packed >> _ATTR_SHIFT) & 0x3
+        self.add(packed >> _ROW_SHIFT, attrs, vals.astype(np.int32), sums)
 
     def top(self, row: int, attr: int) -> list[tuple[int, float]]:
         """(value id, decayed weight) of a row's sketch for one attribute, heaviest first."""

@@ -79,6 +79,14 @@ def burst(
     ]
 
 
+def burst_after_a_day(days: float = 1.1) -> list[CloudTrailEvent]:
+    """Background CreateTags at 2 per minute, and 120 CreateUser calls over 4 minutes 10 minutes
+    into the second day (sorted by time)."""
+    events = background(days, rate_per_minute=2.0) + burst(T0 + 86_400 + 600, 120, spread=240)
+    events.sort(key=lambda e: e.event_time or "")
+    return events
+
+
 def run(
     events: Iterable[CloudTrailEvent], config: EngineConfig | None = None
 ) -> list[InsightRecord]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from insights import EngineConfig, InsightEngine, InsightSelector
 from insights.timeparse import parse_epoch_seconds
-from tests.factory import T0, background, burst, make_event, run
+from tests.factory import T0, background, burst, burst_after_a_day, make_event, run
 
 DAY = 86_400
 
@@ -200,8 +200,7 @@ def test_a_job_that_repeats_at_the_same_size_fires_once() -> None:
 
 
 def test_deferred_scoring_in_small_chunks_gives_the_same_records() -> None:
-    events = background(1.2, rate_per_minute=2.0) + burst(T0 + 86_400 + 600, 120, spread=240)
-    events.sort(key=lambda e: e.event_time or "")
+    events = burst_after_a_day(1.2)
     config = EngineConfig(warmup_minutes=60)
     whole = InsightEngine(config)
     expected = [r.to_json() for r in whole.process_many(events) + whole.flush()]

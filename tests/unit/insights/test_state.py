@@ -3,12 +3,11 @@ from __future__ import annotations
 import pytest
 
 from insights import EngineConfig, InsightEngine, Sensitivity, StateDecodeError
-from tests.factory import T0, background, burst
+from tests.factory import burst_after_a_day, run
 
 
 def test_round_trip_mid_insight_gives_the_same_output() -> None:
-    events = background(1.1, rate_per_minute=2.0) + burst(T0 + 86_400 + 600, 120, spread=240)
-    events.sort(key=lambda e: e.event_time or "")
+    events = burst_after_a_day()
     config = EngineConfig(warmup_minutes=60)
     whole = InsightEngine(config)
     expected = [r.to_json() for r in whole.process_many(events) + whole.flush()]
@@ -38,11 +37,9 @@ def test_corrupt_snapshots_are_refused(blob: bytes) -> None:
 
 
 def test_round_trip_with_closed_minutes_not_yet_scored() -> None:
-    events = background(1.1, rate_per_minute=2.0) + burst(T0 + 86_400 + 600, 120, spread=240)
-    events.sort(key=lambda e: e.event_time or "")
+    events = burst_after_a_day()
     config = EngineConfig(warmup_minutes=60)
-    whole = InsightEngine(config)
-    expected = [r.to_json() for r in whole.process_many(events) + whole.flush()]
+    expected = [r.to_json() for r in run(events, config)]
     cut = next(i for i, e in enumerate(events) if e.event_id and e.event_id.startswith("burst"))
     first = InsightEngine(config)
     out = first.process_many(events[: cut + 60], drain=False)
