@@ -1,7 +1,7 @@
 """Replay throughput (events/s on one core) as a ratio to the parse-only ceiling, and state size.
 
     .venv/bin/python benchmarks/replay_bench.py [--days 4] [--reads-per-minute 40] [--runs 3]
-        [--accounts 2] [--regions 2] [--chunk 4096]
+        [--accounts 2] [--regions 2] [--chunk-bytes 393216]
 
 Bare = msgspec's typed decode alone; parse-only = ``decode_many`` (decode + validation) of the
 same records; replay = parse + engine.
@@ -16,16 +16,23 @@ import time
 
 import msgspec
 
-from insights import DECODE_CHUNK, CloudTrailEvent, EngineConfig, InsightEngine, decode_many
+from insights import (
+    DECODE_CHUNK_BYTES,
+    CloudTrailEvent,
+    EngineConfig,
+    InsightEngine,
+    chunk_ranges,
+    decode_many,
+)
 from streams.simulate import Scenario, generate, render
 
 REGIONS = ("us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1", "sa-east-1")
 
 
-def parse_only(lines: list[bytes], chunk: int) -> float:
+def parse_only(lines: list[bytes], budget: int) -> float:
     started = time.perf_counter()
-    for start in range(0, len(lines), chunk):
-        decode_many(lines[start : start + chunk])
+    for start, end in chunk_ranges(lines, budget):
+        decode_many(lines[start:end])
     return len(lines) / (time.perf_counter() - started)
 
 
@@ -38,13 +45,13 @@ def bare_decode(lines: list[bytes]) -> float:
     return len(lines) / (time.perf_counter() - started)
 
 
-def replay(lines: list[bytes], chunk: int) -> tuple[float, InsightEngine]:
+def replay(lines: list[bytes], budget: int) -> tuple[float, InsightEngine]:
     """What ``ctinsights replay`` does with JSON lines: decode a small chunk, hand it to the
     engine at once, score closed minutes in large steps."""
     engine = InsightEngine(EngineConfig())
     started = time.perf_counter()
-    for start in range(0, len(lines), chunk):
-        engine.process_many(decode_many(lines[start : start + chunk]).events, drain=False)
+    for start, end in chunk_ranges(lines, budget):
+        engine.process_many(decode_many(lines[start:end]).events, drain=False)
     engine.drain()
     engine.flush()
     return len(lines) / (time.perf_counter() - started), engine
@@ -58,7 +65,10 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=2, help="simulated accounts")
     parser.add_argument("--regions", type=int, default=2, help="Regions per account")
     parser.add_argument(
-        "--chunk", type=int, default=DECODE_CHUNK, help="messages decoded per engine call"
+        "--chunk-bytes",
+        type=int,
+        default=DECODE_CHUNK_BYTES,
+        help="input bytes decoded per engine call",
     )
     args = parser.parse_args()
     scenario = Scenario(
@@ -74,8 +84,8 @@ def main() -> None:
     engine = None
     for _ in range(args.runs):
         bare_rates.append(bare_decode(lines))
-        parse_rates.append(parse_only(lines, args.chunk))
-        rate, engine = replay(lines, args.chunk)
+        parse_rates.append(parse_only(lines, args.chunk_bytes))
+        rate, engine = replay(lines, args.chunk_bytes)
         replay_rates.append(rate)
     assert engine is not None
     b = statistics.median(bare_rates)

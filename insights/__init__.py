@@ -11,7 +11,6 @@ from insights.config import SENSITIVITY_LEVELS, EngineConfig, InsightSelector, S
 from insights.engine import EngineStats, InsightEngine, KeyRate
 from insights.errors import EventParseError, InsightsConfigError, InsightsError, StateDecodeError
 from insights.events import (
-    DECODE_CHUNK,
     DECODE_CHUNK_BYTES,
     CloudTrailEvent,
     DecodeResult,
@@ -26,7 +25,6 @@ from insights.events import (
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
 
 __all__ = [
-    "DECODE_CHUNK",
     "DECODE_CHUNK_BYTES",
     "SENSITIVITY_LEVELS",
     "CloudTrailEvent",

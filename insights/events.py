@@ -29,7 +29,6 @@ from insights.errors import EventParseError
 from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_epoch_seconds
 
 __all__ = [
-    "DECODE_CHUNK",
     "DECODE_CHUNK_BYTES",
     "CloudTrailEvent",
     "DecodeResult",
@@ -53,12 +52,11 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Scan")
 
 
-#: Messages to decode per step when the events go straight to the engine: a chunk this size is
-#: still in the CPU cache when the engine reads it (1.5 KB records: replay of a busy stream
-#: is about a third faster than with chunks of 4,096, see README "Performance").
-DECODE_CHUNK = 256
-#: The same budget in bytes, for messages that may each hold one record or a batch of them.
-DECODE_CHUNK_BYTES = DECODE_CHUNK * 1536
+#: Input bytes to decode per step when the events go straight to the engine (~256 records of
+#: 1.5 KB, whether a message holds one record or a batch): a chunk this size is still in the CPU
+#: cache when the engine reads it (replay of a busy stream is about a third faster than with
+#: chunks of 4,096 records, see README "Performance").
+DECODE_CHUNK_BYTES = 256 * 1536
 
 
 class RejectReason(StrEnum):
@@ -459,17 +457,18 @@ def parse_event(data: bytes) -> CloudTrailEvent:
 
 
 def iter_json_lines(
-    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, chunk: int = DECODE_CHUNK
+    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, budget: int = DECODE_CHUNK_BYTES
 ) -> Iterator[DecodeResult]:
-    """Decode JSON lines (one message per non-blank line), one result per ``chunk`` lines.
+    """Decode JSON lines (one message per non-blank line), one result per ``budget`` bytes
+    of lines (see :func:`chunk_ranges`).
 
     Examples:
-        >>> [len(r.rejections) for r in iter_json_lines(b"x\\n\\n{}\\ny\\n", chunk=2)]
+        >>> [len(r.rejections) for r in iter_json_lines(b"x\\n\\n{}\\ny\\n", budget=3)]
         [2, 1]
     """
     lines = [line for line in data.split(b"\n") if line.strip()]
-    for start in range(0, len(lines), chunk):
-        yield decode_many(lines[start : start + chunk], max_bytes=max_bytes)
+    for start, end in chunk_ranges(lines, budget):
+        yield decode_many(lines[start:end], max_bytes=max_bytes)
 
 
 def chunk_ranges(

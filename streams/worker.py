@@ -507,13 +507,11 @@ class Worker:
         while True:
             try:
                 result = call()
-                self.metrics.broker_up.set(1)
-                self.health.update(broker_ok=True)
+                self._broker_reached(True)
                 return result
             except KafkaError as exc:
                 self.metrics.broker_errors.labels(operation).inc()
-                self.metrics.broker_up.set(0)
-                self.health.update(broker_ok=False)
+                self._broker_reached(False)
                 logger.warning("%s failed (%s); retrying in %.1f s", operation, exc, delay)
             if self.stop_event.is_set():
                 if give_up_at is None:
@@ -546,8 +544,7 @@ class Worker:
             # kafka-python can raise out of poll while connections are reset: the broker is
             # away, not the worker's input; report it, back off, and poll again
             self.metrics.broker_errors.labels("poll").inc()
-            self.metrics.broker_up.set(0)
-            self.health.update(broker_ok=False)
+            self._broker_reached(False)
             logger.warning("poll failed (%s); retrying in %.1f s", exc, _POLL_BACKOFF_SECONDS)
             self.stop_event.wait(_POLL_BACKOFF_SECONDS)
             return
@@ -557,8 +554,7 @@ class Worker:
         self.metrics.last_poll.set(now_wall)
         if batch:
             self._last_data = time.monotonic()
-            self.metrics.broker_up.set(1)
-            self.health.update(broker_ok=True)
+            self._broker_reached(True)
             with self.metrics.processing.time():
                 for tp, messages in batch.items():
                     self._process(tp, messages)
@@ -580,12 +576,15 @@ class Worker:
             else:
                 consumer.topics()
         except KafkaError as exc:
-            self.metrics.broker_up.set(0)
-            self.health.update(broker_ok=False)
+            self._broker_reached(False)
             logger.warning("broker unreachable: %s", exc)
             return
-        self.metrics.broker_up.set(1)
-        self.health.update(broker_ok=True)
+        self._broker_reached(True)
+
+    def _broker_reached(self, ok: bool) -> None:
+        """Report whether the last call to the broker got through (metric and readiness)."""
+        self.metrics.broker_up.set(1 if ok else 0)
+        self.health.update(broker_ok=ok)
 
     def _update_gauges(self, consumer: KafkaConsumer, now_wall: float) -> None:
         keys = open_insights = 0
