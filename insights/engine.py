@@ -17,6 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from insights import native
 from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
 from insights.baselines import SCALES, BaselineTable, Expectation, RowClock, StreamExposure
 from insights.config import EngineConfig
@@ -187,7 +188,29 @@ class InsightEngine:
         return self._drain() if self._due else []
 
     def _process_slice(self, events: list[CloudTrailEvent]) -> None:
-        """The per-event loop: time, stream, and routing of each event (inlined for speed)."""
+        """The per-event loop: in C when :mod:`insights.native` is built (it hands anything but
+        the common case to :meth:`_scan_one`), else :meth:`_scan`."""
+        fast = native.module
+        if fast is None:
+            self._scan(events)
+            return
+        skipped, late = fast.scan(
+            events,
+            self._streams,
+            self._jump,
+            self._lateness,
+            self._accept,
+            self._schedule,
+            self._scan_one,
+        )
+        self.stats.not_analysed += skipped
+        self.stats.late += late
+
+    def _scan_one(self, event: CloudTrailEvent) -> None:
+        self._scan([event])
+
+    def _scan(self, events: list[CloudTrailEvent]) -> None:
+        """The per-event loop in Python: time, stream, and routing of each event (inlined)."""
         streams = self._streams
         jump = self._jump
         lateness = self._lateness

@@ -25,6 +25,7 @@ from enum import StrEnum
 
 import msgspec
 
+from insights import native
 from insights.errors import EventParseError
 from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_epoch_seconds
 
@@ -388,10 +389,10 @@ def decode_many(
     """Decode many messages (JSON lines, a poll of Kafka values) into one result, in order.
 
     Equivalent to concatenating :func:`decode_message` of each, and faster: a message that is
-    exactly one valid API record with an already-validated minute is decoded and checked inline
-    (no call per message); anything else takes the general path. When ``failed`` is given,
-    each message with rejections is appended to it as (index in ``messages``, its own result),
-    so a caller can dead-letter the message itself.
+    exactly one valid API record is decoded and checked inline (in C when :mod:`insights.native`
+    is built, else with an already-validated minute); anything else takes the general path.
+    When ``failed`` is given, each message with rejections is appended to it as (index in
+    ``messages``, its own result), so a caller can dead-letter the message itself.
 
     Examples:
         >>> failed = []
@@ -402,11 +403,44 @@ def decode_many(
         (1, ['invalid_json'], [1])
     """
     out = DecodeResult(events=[], rejections=[])
+    fast = native.module
+    if fast is None:
+        _decode_range(messages, 0, len(messages), max_bytes, out, failed)
+        return out
+    if not isinstance(messages, list):
+        messages = list(messages)
+    decode = _event_decoder.decode
+    index, total = 0, len(messages)
+    while index < total:
+        # complete single records are decoded in C; it stops at the first other message
+        index, event = fast.decode_fast(decode, messages, index, max_bytes, out.events)
+        if index >= total:
+            break
+        if isinstance(event, CloudTrailEvent):
+            one = DecodeResult(events=[], rejections=[])
+            _decode_object(messages[index], event, one)
+            _merge(out, one, index, failed)
+        else:
+            _decode_range(messages, index, index + 1, max_bytes, out, failed)
+        index += 1
+    return out
+
+
+def _decode_range(
+    messages: Sequence[bytes],
+    begin: int,
+    end: int,
+    max_bytes: int,
+    out: DecodeResult,
+    failed: list[tuple[int, DecodeResult]] | None,
+) -> None:
+    """:func:`decode_many` of ``messages[begin:end]`` in pure Python, appended to ``out``."""
     append = out.events.append
     decode = _event_decoder.decode
     minutes = _minute_cache
     seconds = _SECONDS_Z
-    for index, data in enumerate(messages):
+    for index in range(begin, end):
+        data = messages[index]
         one: DecodeResult | None = None
         if len(data) <= max_bytes:
             try:
@@ -436,13 +470,19 @@ def decode_many(
                 _decode_object(data, event, one)
         if one is None:
             one = decode_message(data, max_bytes=max_bytes)
-        out.events.extend(one.events)
-        if one.rejections:
-            out.rejections.extend(one.rejections)
-            if failed is not None:
-                failed.append((index, one))
-        out.ignored += one.ignored
-    return out
+        _merge(out, one, index, failed)
+
+
+def _merge(
+    out: DecodeResult, one: DecodeResult, index: int, failed: list[tuple[int, DecodeResult]] | None
+) -> None:
+    """Append one message's result to ``out``; name it in ``failed`` if it has rejections."""
+    out.events.extend(one.events)
+    if one.rejections:
+        out.rejections.extend(one.rejections)
+        if failed is not None:
+            failed.append((index, one))
+    out.ignored += one.ignored
 
 
 def parse_event(data: bytes) -> CloudTrailEvent:

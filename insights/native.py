@@ -1,0 +1,21 @@
+"""The optional C accelerator of the per-event loops, when it was built.
+
+``insights/_native.c`` is compiled at install time when a C compiler is present (``setup.py``).
+It handles the common case of two loops, decoding complete single records
+(:func:`insights.events.decode_many`) and the engine's per-event routing, and hands every other
+item to the pure-Python code, which stays the reference: results are identical either way
+(``tests/unit/insights/test_native.py`` runs both). Set :data:`module` to ``None`` to run the
+pure-Python loops.
+"""
+
+from __future__ import annotations
+
+__all__ = ["module"]
+
+try:
+    from insights import _native
+except ImportError:  # installed without a C compiler
+    _native = None  # type: ignore[assignment]
+
+#: The compiled module, or None (pure-Python loops).
+module = _native

@@ -1,0 +1,265 @@
+"""The C accelerator (insights/_native.c) gives exactly what the pure-Python loops give."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from insights import (
+    CloudTrailEvent,
+    DecodeResult,
+    EngineConfig,
+    InsightEngine,
+    decode_many,
+    native,
+)
+from insights.events import event_seconds
+from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
+from streams.files import read_inputs
+from tests.factory import T0, background, burst, iso, make_event
+
+T = TypeVar("T")
+BUILT = native.module
+
+
+def both(run: Callable[[], T]) -> tuple[T, T]:
+    """``run()`` with the accelerator, then with the pure-Python loops."""
+    assert BUILT is not None, "insights._native was not built: is a C compiler installed?"
+    try:
+        native.module = BUILT
+        fast = run()
+        native.module = None  # type: ignore[assignment]
+        pure = run()
+    finally:
+        native.module = BUILT
+    return fast, pure
+
+
+# ------------------------------------------------------------------ timestamps
+def test_strict_seconds_matches_the_python_parser_on_edge_cases() -> None:
+    assert BUILT is not None
+    cases = {
+        "2024-07-10T01:42:07Z": 1_720_575_727,
+        "2024-02-29T23:59:59Z": parse_epoch_seconds("2024-02-29T23:59:59Z"),
+        "2000-02-29T00:00:00Z": -1,  # valid, but before CloudTrail: out of range
+        "2006-01-01T00:00:00Z": MIN_EPOCH,
+        "2099-12-31T23:59:59Z": MAX_EPOCH - 1,
+        "2100-01-01T00:00:00Z": -1,
+        "2023-02-29T00:00:00Z": -1,
+        "2024-13-01T00:00:00Z": -1,
+        "2024-07-10T24:00:00Z": -1,
+        "2024-07-10T01:60:00Z": -1,
+        "2024-07-10T01:42:60Z": -1,
+        "2024-07-10 01:42:07Z": -1,
+        "2024/07-10T01:42:07Z": -1,
+        "2024-07/10T01:42:07Z": -1,
+        "2024-07-10T01-42:07Z": -1,
+        "2024-07-10T01:42:07z": -1,
+        "2024-07-10T01:42:07.000Z": -1,  # not the strict form: Python decides
+        "2024-07-10T01:42:07+00:00": -1,
+        "２024-07-10T01:42:07Z": -1,
+    }
+    assert {text: BUILT.strict_seconds(text) for text in cases} == cases
+    assert BUILT.strict_seconds(None) == -1
+    assert BUILT.strict_seconds(b"2024-07-10T01:42:07Z") == -1
+
+
+@given(st.datetimes(min_value=datetime(2006, 1, 1), max_value=datetime(2099, 12, 31, 23, 59)))
+def test_strict_seconds_reads_every_time_in_range(moment: datetime) -> None:
+    assert BUILT is not None
+    text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert BUILT.strict_seconds(text) == int(moment.replace(tzinfo=UTC).timestamp())
+
+
+@given(st.integers(min_value=0, max_value=19), st.characters(codec="utf-8"))
+def test_strict_seconds_never_accepts_what_python_rejects(at: int, char: str) -> None:
+    assert BUILT is not None
+    valid = "2024-07-10T01:42:07Z"
+    text = valid[:at] + char + valid[at + 1 :]
+    fast = BUILT.strict_seconds(text)
+    if fast >= 0:  # where it declines, Python decides (it accepts more: fractions, offsets)
+        assert parse_epoch_seconds(text) == fast
+
+
+# ------------------------------------------------------------------ decode_many
+RECORD = {
+    "eventTime": "2024-07-10T01:42:07Z",
+    "eventSource": "iam.amazonaws.com",
+    "eventName": "CreateUser",
+    "awsRegion": "us-east-1",
+    "recipientAccountId": "123456789012",
+    "eventType": "AwsApiCall",
+    "readOnly": False,
+}
+mutations = st.sampled_from(
+    [
+        {},
+        {"eventTime": "2024-07-10T01:42:07.123Z"},
+        {"eventTime": "2024-02-30T01:42:07Z"},
+        {"eventTime": "2199-07-10T01:42:07Z"},
+        {"eventTime": 5},
+        {"eventSource": ""},
+        {"eventName": None},
+        {"awsRegion": ""},
+        {"recipientAccountId": None, "userIdentity": {"accountId": "210987654321"}},
+        {"recipientAccountId": ""},
+        {"eventType": "AwsCloudTrailInsight"},
+        {"eventCategory": "Insight"},
+        {"errorCode": "AccessDenied", "readOnly": True},
+    ]
+)
+
+
+def _message(kind: str, change: dict[str, object]) -> bytes:
+    record = {**RECORD, **change}
+    if kind == "record":
+        return json.dumps(record).encode()
+    if kind == "batch":
+        return json.dumps({"Records": [record, RECORD]}).encode()
+    if kind == "eventbridge":
+        return json.dumps({"detail-type": "AWS API Call via CloudTrail", "detail": record}).encode()
+    return {"garbage": b"\xff\x00{", "empty": b"", "text": b"not json", "array": b"[1, 2]"}[kind]
+
+
+messages = st.lists(
+    st.builds(
+        _message,
+        st.sampled_from(["record", "record", "batch", "eventbridge", "garbage", "empty", "text"]),
+        mutations,
+    ),
+    max_size=12,
+)
+
+
+def _view(result: DecodeResult, failed: list[tuple[int, DecodeResult]]) -> object:
+    return (
+        [msgspec.json.encode(e) for e in result.events],
+        result.rejections,
+        result.ignored,
+        [index for index, _ in failed],
+    )
+
+
+@given(messages)
+def test_decode_many_is_the_same_with_and_without_the_accelerator(batch: list[bytes]) -> None:
+    def run() -> object:
+        failed: list[tuple[int, DecodeResult]] = []
+        return _view(decode_many(batch, max_bytes=400, failed=failed), failed)
+
+    fast, pure = both(run)
+    assert fast == pure
+
+
+def test_decode_many_takes_any_sequence_and_non_bytes_messages() -> None:
+    good = json.dumps(RECORD).encode()
+    odd: tuple[bytes, ...] = (good, bytearray(good), memoryview(good))  # type: ignore[assignment]
+    fast, pure = both(lambda: decode_many(odd).events)
+    assert fast == pure
+    assert len(fast) == 3
+
+
+# ------------------------------------------------------------------ the engine's loop
+def _hostile_stream() -> list[CloudTrailEvent]:
+    """A day of background and a burst, with every case the loop hands back to Python."""
+    events = background(1.2, 2.0) + burst(T0 + 86_400 + 600, 80, spread=180)
+    events += [
+        make_event(T0 + 3600 + i, "DescribeInstances", read_only=True, event_id=f"r{i}")
+        for i in range(0, 3600, 7)
+    ]
+    events += [  # read-only calls with an error count for the error-rate key
+        make_event(T0 + 7200 + i, "GetObject", read_only=True, error="AccessDenied")
+        for i in range(0, 900, 30)
+    ]
+    # delivered out of order: up to 5 minutes behind, against 2 minutes of allowed lateness
+    rng = random.Random(3)
+    events.sort(key=lambda e: event_seconds(e) + rng.uniform(0, 300))
+    # just beyond the clock-jump limit of its stream: held back
+    newest = max(map(event_seconds, events[:800]))
+    events.insert(800, make_event(newest + 360 * 60 + 30, "CreateTags", event_id="ahead"))
+    tail = events[-1]
+    odd = [
+        # a second delivery of a write call shortly before
+        msgspec.structs.replace(next(e for e in reversed(events[:900]) if not e.read_only)),
+        make_event(T0 + 60, "CreateTags", event_id="late-one"),  # far behind its stream
+        make_event(T0 + 40 * 86_400, "CreateTags", event_id="future-0"),  # held back
+        make_event(T0 + 3 * 86_400, "RunInstances", account="999999999999"),  # a new stream
+        msgspec.structs.replace(tail, event_time="2024-01-02T05:00:00.500Z"),  # not strict
+        msgspec.structs.replace(tail, event_time="yesterday"),
+        msgspec.structs.replace(tail, event_time=None, at_timestamp=iso(T0 + 86_400 + 60)),
+        msgspec.structs.replace(tail, event_source=None, read_only=True),
+        msgspec.structs.replace(tail, event_name="", read_only=True),
+        msgspec.structs.replace(tail, recipient_account_id=None),
+        msgspec.structs.replace(tail, event_type="AwsServiceEvent"),
+    ]
+    odd[1:] = [msgspec.structs.replace(e, event_id=f"odd-{i}") for i, e in enumerate(odd[1:])]
+    for position, event in zip(range(900, 900 + 97 * len(odd), 97), odd, strict=True):
+        events.insert(position, event)
+    return events
+
+
+EngineView = tuple[list[bytes], dict[str, object]]
+
+
+def _engine_view(run: Callable[[InsightEngine], list[bytes]]) -> tuple[EngineView, EngineView]:
+    def once() -> EngineView:
+        engine = InsightEngine(EngineConfig(warmup_minutes=60, allowed_lateness_seconds=120))
+        records = run(engine)
+        return records, engine.stats.as_dict()
+
+    return both(once)
+
+
+def test_engine_output_and_counters_are_the_same_with_and_without_the_accelerator() -> None:
+    events = _hostile_stream()
+
+    def run(engine: InsightEngine) -> list[bytes]:
+        out = []
+        for start in range(0, len(events), 300):
+            out += engine.process_many(events[start : start + 300], drain=False)
+        return [r.to_json() for r in out + engine.drain() + engine.flush()]
+
+    fast, pure = _engine_view(run)
+    assert fast == pure
+    records, stats = fast
+    assert stats["duplicates"] == 1
+    late = stats["late"]
+    assert isinstance(late, int)
+    assert late > 100
+    assert stats["rejected"]
+    assert records  # the burst and the error spike
+
+
+def test_real_logs_give_the_same_output_with_and_without_the_accelerator(
+    cloudtrail_datasets: Path,
+) -> None:
+    paths = [str(cloudtrail_datasets / name) for name in ("grycap-cloudtrail-tracker",)]
+
+    def run(engine: InsightEngine) -> list[bytes]:
+        out = []
+        for batch in read_inputs(paths):
+            out += engine.process_many(batch.result.events)
+        return [r.to_json() for r in out + engine.flush()]
+
+    fast, pure = _engine_view(run)
+    assert fast == pure
+
+
+def test_a_read_only_stream_counts_as_not_analysed() -> None:
+    events = [
+        make_event(T0 + i, "ListUsers", read_only=True, event_id=f"l{i}") for i in range(0, 600)
+    ]
+
+    def run() -> tuple[int, int, int]:
+        engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+        engine.process_many(events)
+        return engine.stats.not_analysed, engine.stats.analysed, engine.keys_tracked
+
+    assert both(run) == ((600, 0, 0), (600, 0, 0))
