@@ -12,14 +12,92 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 /* Accepted event times, as in insights/timeparse.py: [2006-01-01, 2100-01-01). */
 #define MIN_MINUTE (1136073600LL / 60)
 #define MAX_MINUTE (4102444800LL / 60)
 
-static PyObject *s_event_time, *s_event_source, *s_event_name, *s_aws_region;
-static PyObject *s_recipient_account_id, *s_event_type, *s_event_category, *s_error_code;
-static PyObject *s_read_only, *s_max_seen, *s_closed_until;
+/* Attribute names, interned at import. The fields of an event and of a stream are slots
+ * (msgspec.Struct, dataclass(slots=True)): their offsets are read once per type from the
+ * member descriptors, so reading a field is a load instead of a generic attribute lookup.
+ * Any other type, or an unset slot, takes PyObject_GetAttr. */
+enum { F_EVENT_TIME, F_EVENT_SOURCE, F_EVENT_NAME, F_AWS_REGION, F_RECIPIENT_ACCOUNT_ID,
+       F_EVENT_TYPE, F_EVENT_CATEGORY, F_ERROR_CODE, F_READ_ONLY, F_MAX_SEEN, F_CLOSED_UNTIL,
+       F_COUNT };
+static PyObject *names[F_COUNT];
+
+typedef struct {
+    PyTypeObject *type; /* strong reference; NULL until resolved */
+    int usable;         /* every field below is an object slot of ``type`` */
+    Py_ssize_t offset[F_COUNT];
+} SlotLayout;
+
+static SlotLayout event_layout, stream_layout;
+
+/* The slot offsets of ``fields`` in ``type`` (only object slots qualify). */
+static void
+resolve_layout(SlotLayout *layout, PyTypeObject *type, const int *fields, int count)
+{
+    Py_XSETREF(layout->type, (PyTypeObject *)Py_NewRef(type));
+    /* plain attribute semantics only: a custom __getattribute__ or __setattr__ must run */
+    layout->usable = type->tp_getattro == PyObject_GenericGetAttr &&
+                     (layout != &stream_layout || type->tp_setattro == PyObject_GenericSetAttr);
+    for (int i = 0; layout->usable && i < count; i++) {
+        PyObject *descr = _PyType_Lookup(type, names[fields[i]]); /* borrowed */
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            layout->usable = 0;
+            return;
+        }
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if ((member->type != T_OBJECT_EX && member->type != T_OBJECT) ||
+            (member->flags & READONLY)) {
+            layout->usable = 0;
+            return;
+        }
+        layout->offset[fields[i]] = member->offset;
+    }
+}
+
+static const int event_fields[] = {F_EVENT_TIME,   F_EVENT_SOURCE,         F_EVENT_NAME,
+                                   F_AWS_REGION,   F_RECIPIENT_ACCOUNT_ID, F_EVENT_TYPE,
+                                   F_EVENT_CATEGORY, F_ERROR_CODE,         F_READ_ONLY};
+static const int stream_fields[] = {F_MAX_SEEN, F_CLOSED_UNTIL};
+
+/* The slot of field ``f`` of ``obj`` when ``obj`` has ``layout``'s type, else NULL. */
+static inline PyObject **
+slot_of(SlotLayout *layout, PyObject *obj, int f, const int *fields, int count)
+{
+    if (Py_TYPE(obj) != layout->type) {
+        resolve_layout(layout, Py_TYPE(obj), fields, count);
+    }
+    return layout->usable ? (PyObject **)((char *)obj + layout->offset[f]) : NULL;
+}
+
+/* A new reference to field ``f`` of an event or a stream; NULL with an exception on error. */
+static PyObject *
+get_field(PyObject *obj, int f)
+{
+    PyObject **slot = f >= F_MAX_SEEN
+                          ? slot_of(&stream_layout, obj, f, stream_fields, F_COUNT - F_MAX_SEEN)
+                          : slot_of(&event_layout, obj, f, event_fields, F_MAX_SEEN);
+    if (slot != NULL && *slot != NULL) {
+        return Py_NewRef(*slot);
+    }
+    return PyObject_GetAttr(obj, names[f]);
+}
+
+/* Set field ``f`` of a stream; -1 with an exception on error. */
+static int
+set_field(PyObject *obj, int f, PyObject *value)
+{
+    PyObject **slot = slot_of(&stream_layout, obj, f, stream_fields, F_COUNT - F_MAX_SEEN);
+    if (slot == NULL) {
+        return PyObject_SetAttr(obj, names[f], value);
+    }
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
 
 /* Two ASCII digits as a number, -1 if either is not a digit. */
 static int
@@ -82,9 +160,9 @@ strict_seconds_of(PyObject *text)
 
 /* 1 if attribute ``name`` of ``obj`` is truthy, 0 if not, -1 on error. */
 static int
-attr_true(PyObject *obj, PyObject *name)
+attr_true(PyObject *obj, int f)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = get_field(obj, f);
     if (value == NULL) {
         return -1;
     }
@@ -95,9 +173,9 @@ attr_true(PyObject *obj, PyObject *name)
 
 /* 1 if attribute ``name`` of ``obj`` is the str ``text``, 0 if not, -1 on error. */
 static int
-attr_is(PyObject *obj, PyObject *name, const char *text)
+attr_is(PyObject *obj, int f, const char *text)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = get_field(obj, f);
     if (value == NULL) {
         return -1;
     }
@@ -110,7 +188,7 @@ attr_is(PyObject *obj, PyObject *name, const char *text)
 static int
 record_is_complete(PyObject *event)
 {
-    PyObject *text = PyObject_GetAttr(event, s_event_time);
+    PyObject *text = get_field(event, F_EVENT_TIME);
     if (text == NULL) {
         return -1;
     }
@@ -119,18 +197,18 @@ record_is_complete(PyObject *event)
     if (seconds < 0) {
         return 0;
     }
-    PyObject *required[4] = {s_event_source, s_event_name, s_aws_region, s_recipient_account_id};
+    const int required[4] = {F_EVENT_SOURCE, F_EVENT_NAME, F_AWS_REGION, F_RECIPIENT_ACCOUNT_ID};
     for (int i = 0; i < 4; i++) {
         int truth = attr_true(event, required[i]);
         if (truth <= 0) {
             return truth;
         }
     }
-    int insight = attr_is(event, s_event_type, "AwsCloudTrailInsight");
+    int insight = attr_is(event, F_EVENT_TYPE, "AwsCloudTrailInsight");
     if (insight != 0) {
         return insight < 0 ? -1 : 0;
     }
-    insight = attr_is(event, s_event_category, "Insight");
+    insight = attr_is(event, F_EVENT_CATEGORY, "Insight");
     if (insight != 0) {
         return insight < 0 ? -1 : 0;
     }
@@ -197,9 +275,9 @@ decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* Read an int attribute into *value; -1 on error. */
 static int
-attr_int(PyObject *obj, PyObject *name, long long *value)
+attr_int(PyObject *obj, int f, long long *value)
 {
-    PyObject *item = PyObject_GetAttr(obj, name);
+    PyObject *item = get_field(obj, f);
     if (item == NULL) {
         return -1;
     }
@@ -242,11 +320,11 @@ typedef struct {
 static PyObject *
 stream_of(ScanState *st, PyObject *event)
 {
-    PyObject *account = PyObject_GetAttr(event, s_recipient_account_id);
+    PyObject *account = get_field(event, F_RECIPIENT_ACCOUNT_ID);
     if (account == NULL) {
         return NULL;
     }
-    PyObject *region = PyObject_GetAttr(event, s_aws_region);
+    PyObject *region = get_field(event, F_AWS_REGION);
     if (region == NULL) {
         Py_DECREF(account);
         return NULL;
@@ -269,7 +347,7 @@ static int
 skip_read_only(ScanState *st, PyObject *stream, PyObject *event, long long seconds,
                long long max_seen)
 {
-    PyObject *read_only = PyObject_GetAttr(event, s_read_only);
+    PyObject *read_only = get_field(event, F_READ_ONLY);
     if (read_only == NULL) {
         return -1;
     }
@@ -278,7 +356,7 @@ skip_read_only(ScanState *st, PyObject *stream, PyObject *event, long long secon
     if (!is_true) {
         return 0;
     }
-    PyObject *error = PyObject_GetAttr(event, s_error_code);
+    PyObject *error = get_field(event, F_ERROR_CODE);
     if (error == NULL) {
         return -1;
     }
@@ -287,16 +365,16 @@ skip_read_only(ScanState *st, PyObject *stream, PyObject *event, long long secon
     if (!no_error) {
         return 0;
     }
-    int named = attr_true(event, s_event_name);
+    int named = attr_true(event, F_EVENT_NAME);
     if (named <= 0) {
         return named;
     }
-    int sourced = attr_true(event, s_event_source);
+    int sourced = attr_true(event, F_EVENT_SOURCE);
     if (sourced <= 0) {
         return sourced < 0 ? -1 : 2; /* rejected by the Python loop, which counts why */
     }
     long long closed_until;
-    if (attr_int(stream, s_closed_until, &closed_until) < 0) {
+    if (attr_int(stream, F_CLOSED_UNTIL, &closed_until) < 0) {
         return -1;
     }
     if (seconds / 60 < closed_until) {
@@ -306,7 +384,7 @@ skip_read_only(ScanState *st, PyObject *stream, PyObject *event, long long secon
     st->skipped++;
     if (seconds > max_seen) {
         PyObject *value = PyLong_FromLongLong(seconds);
-        if (value == NULL || PyObject_SetAttr(stream, s_max_seen, value) < 0) {
+        if (value == NULL || set_field(stream, F_MAX_SEEN, value) < 0) {
             Py_XDECREF(value);
             return -1;
         }
@@ -323,7 +401,7 @@ skip_read_only(ScanState *st, PyObject *stream, PyObject *event, long long secon
 static int
 scan_one(ScanState *st, PyObject *event)
 {
-    PyObject *text = PyObject_GetAttr(event, s_event_time);
+    PyObject *text = get_field(event, F_EVENT_TIME);
     if (text == NULL) {
         return -1;
     }
@@ -337,7 +415,7 @@ scan_one(ScanState *st, PyObject *event)
         return PyErr_Occurred() ? -1 : call_discard(st->slow, &event, 1);
     }
     long long max_seen;
-    int status = attr_int(stream, s_max_seen, &max_seen);
+    int status = attr_int(stream, F_MAX_SEEN, &max_seen);
     if (status == 0) {
         if (seconds > max_seen + st->jump) {
             status = call_discard(st->slow, &event, 1); /* held back: the Python loop decides */
@@ -410,25 +488,22 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC
 PyInit__native(void)
 {
-    struct {
-        PyObject **slot;
-        const char *name;
-    } names[] = {
-        {&s_event_time, "event_time"},
-        {&s_event_source, "event_source"},
-        {&s_event_name, "event_name"},
-        {&s_aws_region, "aws_region"},
-        {&s_recipient_account_id, "recipient_account_id"},
-        {&s_event_type, "event_type"},
-        {&s_event_category, "event_category"},
-        {&s_error_code, "error_code"},
-        {&s_read_only, "read_only"},
-        {&s_max_seen, "max_seen"},
-        {&s_closed_until, "closed_until"},
+    static const char *spelled[F_COUNT] = {
+        [F_EVENT_TIME] = "event_time",
+        [F_EVENT_SOURCE] = "event_source",
+        [F_EVENT_NAME] = "event_name",
+        [F_AWS_REGION] = "aws_region",
+        [F_RECIPIENT_ACCOUNT_ID] = "recipient_account_id",
+        [F_EVENT_TYPE] = "event_type",
+        [F_EVENT_CATEGORY] = "event_category",
+        [F_ERROR_CODE] = "error_code",
+        [F_READ_ONLY] = "read_only",
+        [F_MAX_SEEN] = "max_seen",
+        [F_CLOSED_UNTIL] = "closed_until",
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        *names[i].slot = PyUnicode_InternFromString(names[i].name);
-        if (*names[i].slot == NULL) {
+    for (int f = 0; f < F_COUNT; f++) {
+        names[f] = PyUnicode_InternFromString(spelled[f]);
+        if (names[f] == NULL) {
             return NULL;
         }
     }

@@ -167,6 +167,12 @@ def test_decode_many_takes_any_sequence_and_non_bytes_messages() -> None:
 
 
 # ------------------------------------------------------------------ the engine's loop
+class TaggedEvent(CloudTrailEvent, gc=False):
+    """A subclass, as a library user might pass: its fields are read through its own layout."""
+
+    tag: str = ""
+
+
 def _hostile_stream() -> list[CloudTrailEvent]:
     """A day of background and a burst, with every case the loop hands back to Python."""
     events = background(1.2, 2.0) + burst(T0 + 86_400 + 600, 80, spread=180)
@@ -198,6 +204,7 @@ def _hostile_stream() -> list[CloudTrailEvent]:
         msgspec.structs.replace(tail, event_name="", read_only=True),
         msgspec.structs.replace(tail, recipient_account_id=None),
         msgspec.structs.replace(tail, event_type="AwsServiceEvent"),
+        TaggedEvent(**msgspec.structs.asdict(make_event(T0 + 86_400, "DeleteUser")), tag="x"),
     ]
     odd[1:] = [msgspec.structs.replace(e, event_id=f"odd-{i}") for i, e in enumerate(odd[1:])]
     for position, event in zip(range(900, 900 + 97 * len(odd), 97), odd, strict=True):
