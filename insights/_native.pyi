@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 def decode_fast(
@@ -17,4 +17,12 @@ def scan(
     schedule: Callable[..., object],
     slow: Callable[..., object],
 ) -> tuple[int, int]: ...
+def merge_minute(
+    ids: object,
+    weights: object,
+    rows: Sequence[int],
+    ranks: Sequence[Sequence[int]],
+    weighted: Sequence[float],
+    value_ids: Sequence[int] | None,
+) -> None: ...
 def strict_seconds(text: object) -> int: ...

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from insights import attribution
+from insights import attribution, native
 from insights.attribution import AttributionTable, InsightAttribution, Interner
 
 
@@ -50,6 +50,8 @@ def test_one_merge_keeps_rows_apart() -> None:
 
 
 def test_dict_and_numpy_sums_give_identical_sketches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "module", None)  # the two pure-Python strategies
+
     def run(limit: int) -> tuple[np.ndarray, np.ndarray]:
         monkeypatch.setattr(attribution, "_DICT_MERGE_MAX", limit)
         table = AttributionTable(capacity=8)

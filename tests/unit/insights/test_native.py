@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import msgspec
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +23,7 @@ from insights import (
     decode_many,
     native,
 )
+from insights.attribution import AttributionTable
 from insights.events import event_seconds
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
@@ -270,3 +273,38 @@ def test_a_read_only_stream_counts_as_not_analysed() -> None:
         return engine.stats.not_analysed, engine.stats.analysed, engine.keys_tracked
 
     assert both(run) == ((600, 0, 0), (600, 0, 0))
+
+
+# ------------------------------------------------------------------ attribution sketches
+@given(st.integers(min_value=0, max_value=2**32), st.integers(min_value=1, max_value=3))
+def test_sketch_merges_are_bit_identical_with_and_without_the_accelerator(
+    seed: int, attributes: int
+) -> None:
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        table = AttributionTable(capacity=8)
+        rng = np.random.default_rng(seed)
+        for minute in range(40):  # repeats, new values, full sketches, small and large minutes
+            n = int(rng.integers(1, 200 if minute % 7 == 0 else 30))
+            rows = rng.integers(0, 8, n).tolist()
+            ranks = [rng.integers(0, 12, n).tolist() for _ in range(attributes)]
+            weighted = (rng.random(n) * 10.0 ** rng.integers(-3, 4)).tolist()
+            table.merge_minute(rows, ranks, weighted, list(range(100, 112)) if seed % 2 else None)
+        return table.ids.copy(), table.weights.copy()
+
+    (fast_ids, fast_weights), (ids, weights) = both(run)
+    assert np.array_equal(fast_ids, ids)
+    assert fast_weights.tobytes() == weights.tobytes()
+
+
+def test_sketch_merge_rejects_what_it_cannot_index() -> None:
+    assert BUILT is not None
+    table = AttributionTable(capacity=2)
+    with pytest.raises(IndexError):
+        BUILT.merge_minute(table.ids, table.weights, [5], [[0]], [1.0], None)
+    with pytest.raises(IndexError):
+        BUILT.merge_minute(table.ids, table.weights, [0], [[3]], [1.0], [7, 8])
+    with pytest.raises(ValueError, match="differ in length"):
+        BUILT.merge_minute(table.ids, table.weights, [0, 1], [[0]], [1.0], None)
+    with pytest.raises(TypeError):
+        BUILT.merge_minute(table.weights, table.weights, [0], [[0]], [1.0], None)
+    assert not table.weights.any()  # nothing was half-merged
