@@ -215,6 +215,38 @@ record_is_complete(PyObject *event)
     return 1;
 }
 
+/* insights.events.BATCH_PREFIX: how CloudTrail log files and batch messages begin. */
+#define BATCH_PREFIX "{\"Records\""
+#define BATCH_PREFIX_LEN ((Py_ssize_t)(sizeof(BATCH_PREFIX) - 1))
+
+/* Append records[start:] to ``out`` while each is complete; return the index of the first
+ * other record (or len(records)). */
+static PyObject *
+accept_complete(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "accept_complete(records: list, start, out: list)");
+        return NULL;
+    }
+    PyObject *records = args[0], *out = args[2];
+    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+    if (index == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    for (index = index < 0 ? 0 : index; index < PyList_GET_SIZE(records); index++) {
+        PyObject *record = PyList_GET_ITEM(records, index);
+        int complete = record_is_complete(record);
+        if (complete < 0 || (complete && PyList_Append(out, record) < 0)) {
+            return NULL;
+        }
+        if (!complete) {
+            break;
+        }
+    }
+    return PyLong_FromSsize_t(index);
+}
+
 static PyObject *
 stop_at(Py_ssize_t index, PyObject *event)
 {
@@ -243,8 +275,10 @@ decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t index = start < 0 ? 0 : start;
     for (; index < PyList_GET_SIZE(messages); index++) {
         PyObject *message = PyList_GET_ITEM(messages, index);
-        if (!PyBytes_CheckExact(message) || PyBytes_GET_SIZE(message) > max_bytes) {
-            return stop_at(index, NULL);
+        if (!PyBytes_CheckExact(message) || PyBytes_GET_SIZE(message) > max_bytes ||
+            (PyBytes_GET_SIZE(message) >= BATCH_PREFIX_LEN &&
+             memcmp(PyBytes_AS_STRING(message), BATCH_PREFIX, BATCH_PREFIX_LEN) == 0)) {
+            return stop_at(index, NULL); /* a log file or batch goes straight to its decoder */
         }
         Py_INCREF(message);
         PyObject *event = PyObject_CallOneArg(decode, message);
@@ -718,6 +752,8 @@ done:
 static PyMethodDef native_methods[] = {
     {"decode_fast", (PyCFunction)(void (*)(void))decode_fast, METH_FASTCALL,
      "Decode complete single records until the first other message."},
+    {"accept_complete", (PyCFunction)(void (*)(void))accept_complete, METH_FASTCALL,
+     "Append the complete records of a batch until the first other one."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "The engine's per-event loop for the common case."},
     {"merge_minute", (PyCFunction)(void (*)(void))merge_minute, METH_FASTCALL,

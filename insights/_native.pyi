@@ -8,6 +8,7 @@ def decode_fast(
     max_bytes: int,
     out: list[Any],
 ) -> tuple[int, object | None]: ...
+def accept_complete(records: list[Any], start: int, out: list[Any]) -> int: ...
 def scan(
     events: list[Any],
     streams: dict[Any, Any],

@@ -45,6 +45,8 @@ __all__ = [
     "principal_of",
 ]
 
+#: How CloudTrail log files (and batch messages made from them) begin.
+BATCH_PREFIX = b'{"Records"'
 #: CloudTrail's own limit for one event record.
 MAX_RECORD_BYTES = 256 * 1024
 #: Default limit for one message (a batch or an envelope); log files pass a larger one.
@@ -247,10 +249,22 @@ def _accept(event: CloudTrailEvent, raw: bytes | None, out: DecodeResult) -> Non
         out.rejections.append(rejection)
 
 
+def _accept_records(records: list[CloudTrailEvent], out: DecodeResult) -> None:
+    """:func:`_accept` each record of a batch; complete records are checked in C when built."""
+    fast = native.module
+    index, total = 0, len(records)
+    while index < total:
+        if fast is not None:
+            index = fast.accept_complete(records, index, out.events)
+            if index >= total:
+                break
+        _accept(records[index], None, out)
+        index += 1
+
+
 def _from_envelope(env: _Envelope, raw: bytes | None, out: DecodeResult) -> None:
     if env.records is not None:
-        for record in env.records:
-            _accept(record, None, out)
+        _accept_records(env.records, out)
     elif env.detail is not None:
         _accept(env.detail, raw, out)
     elif env.message_type is not None or env.log_events is not None:
@@ -307,6 +321,10 @@ def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:
         if head == b"[":
             for env in _array_decoder.decode(data):
                 _from_envelope(env, None, out)
+            return
+        if data.startswith(BATCH_PREFIX):
+            # a log file or a batch message: decoding it as a record first would scan it twice
+            _from_envelope(_envelope_decoder.decode(data), data, out)
             return
         # A single record (the common Kafka message) decodes faster into the narrower
         # struct; an object without record fields is decoded again as an envelope.
@@ -416,10 +434,13 @@ def decode_many(
         index, event = fast.decode_fast(decode, messages, index, max_bytes, out.events)
         if index >= total:
             break
+        data = messages[index]
         if isinstance(event, CloudTrailEvent):
             one = DecodeResult(events=[], rejections=[])
-            _decode_object(messages[index], event, one)
+            _decode_object(data, event, one)
             _merge(out, one, index, failed)
+        elif isinstance(data, bytes):  # a batch, too large, or not a record
+            _merge(out, decode_message(data, max_bytes=max_bytes), index, failed)
         else:
             _decode_range(messages, index, index + 1, max_bytes, out, failed)
         index += 1
