@@ -4,8 +4,9 @@
         [--accounts 2] [--regions 2] [--chunk-bytes 393216]
 
 Bare = msgspec's typed decode alone; parse-only = ``decode_many`` (decode + validation) of the
-same records; replay = parse + engine.
-Figures are medians of ``--runs`` runs, both measured in the same process.
+same records; replay = parse + engine, with the C accelerator (``insights.native``) when it is
+built and again with the pure-Python loops.
+Figures are medians of ``--runs`` runs, all measured in the same process.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from insights import (
     InsightEngine,
     chunk_ranges,
     decode_many,
+    native,
 )
 from streams.simulate import Scenario, generate, render
 
@@ -80,21 +82,28 @@ def main() -> None:
     )
     lines = list(render(generate(scenario)))
     size = sum(map(len, lines)) / len(lines)
-    bare_rates, parse_rates, replay_rates = [], [], []
+    bare_rates, parse_rates, replay_rates, pure_rates = [], [], [], []
     engine = None
+    built = native.module
     for _ in range(args.runs):
         bare_rates.append(bare_decode(lines))
         parse_rates.append(parse_only(lines, args.chunk_bytes))
         rate, engine = replay(lines, args.chunk_bytes)
         replay_rates.append(rate)
+        native.module = None  # type: ignore[assignment]
+        pure_rates.append(replay(lines, args.chunk_bytes)[0])
+        native.module = built
     assert engine is not None
     b = statistics.median(bare_rates)
     p, r = statistics.median(parse_rates), statistics.median(replay_rates)
+    pure = statistics.median(pure_rates)
     state = engine.save_state()
     streams = args.accounts * args.regions
     print(f"records: {len(lines):,} of {size:,.0f} bytes on average, {streams} account-Regions")
     print(f"bare msgspec decode: {b:,.0f} events/s")
     print(f"parse-only: {p:,.0f} events/s   replay: {r:,.0f} events/s   ratio {r / p:.2f}")
+    accelerated = "with the C accelerator" if built is not None else "NOT BUILT: pure Python"
+    print(f"replay {accelerated}: {r:,.0f}; pure Python: {pure:,.0f} events/s ({r / pure:.2f}x)")
     print(
         f"analysed share: {engine.stats.analysed / engine.stats.events:.2f}; "
         f"keys: {engine.keys_tracked}; snapshot {len(state) / max(engine.keys_tracked, 1):,.0f} "
