@@ -11,14 +11,15 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from importlib import metadata
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from insights import EngineStats, KeyRate
+from insights import EngineStats, KeyRate, native
 
 __all__ = ["HealthState", "MetricsServer", "WorkerMetrics"]
 
@@ -27,12 +28,27 @@ logger = logging.getLogger(__name__)
 _SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+def _version() -> str:
+    try:
+        return metadata.version("ctinsights")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class WorkerMetrics:
     """The worker's metrics, in their own registry (tests run several workers per process)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.build = Info(
+            "ctinsights_build",
+            "Version, and whether the per-event loops run in C (see insights.native)",
+            registry=r,
+        )
+        self.build.info(
+            {"version": _version(), "accelerator": "c" if native.module is not None else "none"}
+        )
         self.messages = Counter(
             "ctinsights_messages_read", "Kafka messages read", ["topic"], registry=r
         )
