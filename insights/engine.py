@@ -130,6 +130,7 @@ class InsightEngine:
         self._jump = cfg.max_clock_jump_minutes * 60
         self._call_categories = cfg.categories_for(_CALL)
         self._error_categories = cfg.categories_for(_ERROR)
+        self._thresholds = cfg.thresholds  # the config is frozen
         self._table = BaselineTable(cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes)
         self._attrs = AttributionTable()
         self._names = Interner()
@@ -502,14 +503,14 @@ class InsightEngine:
         )
         # a score is read at the minute scale (suspect minutes) and wherever the excess rule
         # passes (the Start rule); the others are not computed
-        needed = window - np.floor(lam) >= self.config.thresholds.min_excess
+        thresholds = self._thresholds
+        needed = window - np.floor(lam) >= thresholds.min_excess
         needed[:, 0] = True
         scores = nb_tail_score(window, lam, phi, where=needed)
         is_open = np.array([r in self._open for r in row_list], dtype=bool)
         first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
         warmed = clock.minute - first >= self.config.warmup_minutes
         # most minutes have no score near the Start threshold: then the peaks are not needed
-        thresholds = self.config.thresholds
         decision = (
             start_decisions(
                 scores,
