@@ -1,13 +1,17 @@
 /*
- * insights._native: the two per-event loops of replay and the worker, in C.
+ * insights._native: the per-event loops of replay and the worker, and the attribution
+ * sketch merge, in C.
  *
- * Optional accelerator. Each function handles only the common, fully valid case and hands
- * every other item back to the pure-Python code (which stays the reference): the results are
- * the same with or without this module (tests compare both). What it saves is the Python
- * interpreter's cost per event (~2 us of the ~5.5 us a busy stream's event costs in replay).
+ * Optional accelerator (loaded by insights/native.py). Each loop handles only the common, fully
+ * valid case and hands every other item back to the pure-Python code (which stays the
+ * reference): the results are the same with or without this module (tests compare both). What
+ * it saves is the Python interpreter's cost per event (~2 us of the ~5.5 us a busy stream's
+ * event cost in replay).
  *
  *   decode_fast(decode, messages, start, max_bytes, out) -> (index, event or None)
+ *   accept_complete(records, start, out) -> index
  *   scan(events, streams, jump, lateness, accept, schedule, slow) -> (skipped, late)
+ *   merge_minute(ids, weights, rows, ranks, weighted, value_ids) -> None
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #define PY_SSIZE_T_CLEAN

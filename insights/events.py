@@ -434,14 +434,11 @@ def decode_many(
         index, event = fast.decode_fast(decode, messages, index, max_bytes, out.events)
         if index >= total:
             break
-        data = messages[index]
-        if isinstance(event, CloudTrailEvent):
+        if isinstance(event, CloudTrailEvent):  # decoded as a record, incomplete
             one = DecodeResult(events=[], rejections=[])
-            _decode_object(data, event, one)
+            _decode_object(messages[index], event, one)
             _merge(out, one, index, failed)
-        elif isinstance(data, bytes):  # a batch, too large, or not a record
-            _merge(out, decode_message(data, max_bytes=max_bytes), index, failed)
-        else:
+        else:  # a batch, too large, not a record, or not bytes
             _decode_range(messages, index, index + 1, max_bytes, out, failed)
         index += 1
     return out
@@ -463,7 +460,11 @@ def _decode_range(
     for index in range(begin, end):
         data = messages[index]
         one: DecodeResult | None = None
-        if len(data) <= max_bytes:
+        # a log file or batch goes to the general path at once: a record decode first would
+        # scan it twice
+        if len(data) <= max_bytes and not (
+            isinstance(data, bytes) and data.startswith(BATCH_PREFIX)
+        ):
             try:
                 event: CloudTrailEvent | None = decode(data)
             except (msgspec.MsgspecError, RecursionError, ValueError):

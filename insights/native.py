@@ -1,11 +1,12 @@
 """The optional C accelerator of the per-event loops, when it was built.
 
 ``insights/_native.c`` is compiled at install time when a C compiler is present (``setup.py``).
-It handles the common case of two loops, decoding complete single records
+It handles the common case of two loops, decoding and checking complete records
 (:func:`insights.events.decode_many`) and the engine's per-event routing, and hands every other
-item to the pure-Python code, which stays the reference: results are identical either way
-(``tests/unit/insights/test_native.py`` runs both). Set :data:`module` to ``None`` to run the
-pure-Python loops.
+item to the pure-Python code; it also merges a closed minute's attribution values into the
+sketches (:meth:`insights.attribution.AttributionTable.merge_minute`). The pure-Python code
+stays the reference: results are identical either way (``tests/unit/insights/test_native.py``
+runs both). Set :data:`module` to ``None`` to run the pure-Python code.
 """
 
 from __future__ import annotations
