@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -256,6 +257,22 @@ class WorkerProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=log, env=env)
         return self
+
+    def wait_ready(self, timeout: float = 120.0) -> WorkerProcess:
+        """Wait until ``/readyz`` answers 200: signal handlers installed, partitions restored."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"worker exited with {self.process.returncode}"
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:  # not listening yet, or 503 while restoring
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready within {timeout} s")
 
     def kill(self) -> None:
         assert self.process is not None

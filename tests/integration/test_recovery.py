@@ -82,6 +82,9 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     assert kills >= 2, "the stream was too short to kill the worker mid-way"
     final = WorkerProcess(bootstrap, topic, output, group, tmp_path / "worker.log").start()
     workers.append(final)
+    # the killed workers may have committed everything already: the final one must still be
+    # up (its SIGTERM handler installed) before it is asked to stop cleanly
+    final.wait_ready()
     wait_committed(bootstrap, group, topic, ends, timeout=180)
     assert final.stop() == 0
     assert_exactly_expected(bootstrap, output, dataset)
