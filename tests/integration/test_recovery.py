@@ -55,31 +55,36 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     topic, group = unique("ct"), unique("g")
     output = f"{topic}-out"
     create_topic(bootstrap, topic, 2)
-    produce_cli(bootstrap, topic, dataset.lines, tmp_path)
-    ends = end_offsets(bootstrap, topic)
-    total = sum(ends.values())
+    lines = dataset.lines
     rng = random.Random(2024)
-    kills = 0
+    kills = produced = 0
     watcher = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        for fraction in (0.15, 0.45, 0.75):
+        # the input arrives in three parts, one before each worker: however fast the worker,
+        # the first two cannot reach the end of the stream before they are killed
+        for fraction, part_end in ((0.15, 0.4), (0.45, 0.7), (0.75, 1.0)):
+            upto = int(part_end * len(lines))
+            produce_cli(bootstrap, topic, lines[produced:upto], tmp_path)
+            produced = upto
             worker = WorkerProcess(bootstrap, topic, output, group, tmp_path / "worker.log").start()
             workers.append(worker)
             # kill -9 once the committed progress passes the fraction, plus a random instant
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                if committed_total(watcher, topic, 2) >= fraction * total:
+                if committed_total(watcher, topic, 2) >= fraction * len(lines):
                     break
                 time.sleep(0.1)
             time.sleep(rng.uniform(0.0, 0.7))
-            if committed_total(watcher, topic, 2) >= total:
+            if committed_total(watcher, topic, 2) >= len(lines):
                 worker.stop()
                 break
             worker.kill()
             kills += 1
     finally:
         watcher.close()
-    assert kills >= 2, "the stream was too short to kill the worker mid-way"
+    ends = end_offsets(bootstrap, topic)
+    assert sum(ends.values()) == len(lines)  # one message per record
+    assert kills >= 2
     final = WorkerProcess(bootstrap, topic, output, group, tmp_path / "worker.log").start()
     workers.append(final)
     # the killed workers may have committed everything already: the final one must still be
