@@ -219,6 +219,25 @@ record_is_complete(PyObject *event)
     return 1;
 }
 
+/* The TypeError of a call that does not match ``usage``; returns NULL. */
+static PyObject *
+usage_error(const char *usage)
+{
+    PyErr_Format(PyExc_TypeError, "expected %s", usage);
+    return NULL;
+}
+
+/* A start index argument, clamped at 0; -1 with an exception set on error. */
+static Py_ssize_t
+start_index(PyObject *arg)
+{
+    Py_ssize_t index = PyLong_AsSsize_t(arg);
+    if (index == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return index < 0 ? 0 : index;
+}
+
 /* insights.events.BATCH_PREFIX: how CloudTrail log files and batch messages begin. */
 #define BATCH_PREFIX "{\"Records\""
 #define BATCH_PREFIX_LEN ((Py_ssize_t)(sizeof(BATCH_PREFIX) - 1))
@@ -230,15 +249,14 @@ accept_complete(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "accept_complete(records: list, start, out: list)");
-        return NULL;
+        return usage_error("accept_complete(records: list, start, out: list)");
     }
     PyObject *records = args[0], *out = args[2];
-    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
-    if (index == -1 && PyErr_Occurred()) {
+    Py_ssize_t index = start_index(args[1]);
+    if (index < 0) {
         return NULL;
     }
-    for (index = index < 0 ? 0 : index; index < PyList_GET_SIZE(records); index++) {
+    for (; index < PyList_GET_SIZE(records); index++) {
         PyObject *record = PyList_GET_ITEM(records, index);
         int complete = record_is_complete(record);
         if (complete < 0 || (complete && PyList_Append(out, record) < 0)) {
@@ -266,17 +284,14 @@ static PyObject *
 decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 5 || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[4])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "decode_fast(decode, messages: list, start, max_bytes, out: list)");
-        return NULL;
+        return usage_error("decode_fast(decode, messages: list, start, max_bytes, out: list)");
     }
     PyObject *decode = args[0], *messages = args[1], *out = args[4];
-    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
-    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t index = start_index(args[2]);
+    Py_ssize_t max_bytes = index < 0 ? -1 : PyLong_AsSsize_t(args[3]);
     if (PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t index = start < 0 ? 0 : start;
     for (; index < PyList_GET_SIZE(messages); index++) {
         PyObject *message = PyList_GET_ITEM(messages, index);
         if (!PyBytes_CheckExact(message) || PyBytes_GET_SIZE(message) > max_bytes ||
@@ -479,9 +494,7 @@ static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "scan(events: list, streams: dict, jump, lateness, accept, schedule, slow)");
-        return NULL;
+        return usage_error("scan(events: list, streams: dict, jump, lateness, accept, schedule, slow)");
     }
     ScanState st = {args[1], args[4], args[5], args[6], 0, 0, 0, 0};
     st.jump = PyLong_AsLongLong(args[2]);
@@ -676,9 +689,7 @@ merge_minute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "merge_minute(ids, weights, rows, ranks, weighted, value_ids)");
-        return NULL;
+        return usage_error("merge_minute(ids, weights, rows, ranks, weighted, value_ids)");
     }
     PyObject *seqs[N_ATTRS + 4] = {NULL};
     Entry *entries = NULL;

@@ -308,3 +308,14 @@ def test_sketch_merge_rejects_what_it_cannot_index() -> None:
     with pytest.raises(TypeError):
         BUILT.merge_minute(table.weights, table.weights, [0], [[0]], [1.0], None)
     assert not table.weights.any()  # nothing was half-merged
+
+
+def test_loops_reject_calls_they_do_not_understand() -> None:
+    assert BUILT is not None
+    with pytest.raises(TypeError, match="expected decode_fast"):
+        BUILT.decode_fast(len, (b"x",), 0, 10, [])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected scan"):
+        BUILT.scan([], [], 0, 0, len, len, len)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        BUILT.accept_complete([], "0", [])  # type: ignore[arg-type]
+    assert BUILT.accept_complete([], -5, []) == 0  # a negative start reads from the first
