@@ -1,10 +1,26 @@
 """Build step for the optional C accelerator; all other metadata is in pyproject.toml.
 
-``insights/_native.c`` holds the per-event loops of replay and the worker. It is optional:
-without a C compiler the install still succeeds and the pure-Python loops run, with the same
-results (tests compare both) and about 1.5x slower replay (README "Performance").
+``insights/_native.c`` holds the per-event loops of replay and the worker, ``_closing.c`` the
+baselines' closing step. It is optional: without a C compiler the install still succeeds and
+the pure-Python code runs, with the same results (tests compare both) and slower replay
+(README "Performance").
 """
+
+import sys
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("insights._native", ["insights/_native.c"], optional=True)])
+# the closing step must round like numpy: no fused multiply-add contraction
+FLAGS = [] if sys.platform == "win32" else ["-ffp-contract=off"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "insights._native",
+            ["insights/_native.c", "insights/_closing.c"],
+            depends=["insights/_native.h"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        )
+    ]
+)

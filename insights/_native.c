@@ -12,10 +12,10 @@
  *   accept_complete(records, start, out) -> index
  *   scan(events, streams, jump, lateness, accept, schedule, slow) -> (skipped, late)
  *   merge_minute(ids, weights, rows, ranks, weighted, value_ids) -> None
+ *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_native.h"
 #include <structmember.h>
 
 /* Accepted event times, as in insights/timeparse.py: [2006-01-01, 2100-01-01). */
@@ -219,9 +219,8 @@ record_is_complete(PyObject *event)
     return 1;
 }
 
-/* The TypeError of a call that does not match ``usage``; returns NULL. */
-static PyObject *
-usage_error(const char *usage)
+PyObject *
+native_usage_error(const char *usage)
 {
     PyErr_Format(PyExc_TypeError, "expected %s", usage);
     return NULL;
@@ -249,7 +248,7 @@ accept_complete(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
-        return usage_error("accept_complete(records: list, start, out: list)");
+        return native_usage_error("accept_complete(records: list, start, out: list)");
     }
     PyObject *records = args[0], *out = args[2];
     Py_ssize_t index = start_index(args[1]);
@@ -284,7 +283,7 @@ static PyObject *
 decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 5 || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[4])) {
-        return usage_error("decode_fast(decode, messages: list, start, max_bytes, out: list)");
+        return native_usage_error("decode_fast(decode, messages: list, start, max_bytes, out: list)");
     }
     PyObject *decode = args[0], *messages = args[1], *out = args[4];
     Py_ssize_t index = start_index(args[2]);
@@ -494,7 +493,7 @@ static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
-        return usage_error("scan(events: list, streams: dict, jump, lateness, accept, schedule, slow)");
+        return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, schedule, slow)");
     }
     ScanState st = {args[1], args[4], args[5], args[6], 0, 0, 0, 0};
     st.jump = PyLong_AsLongLong(args[2]);
@@ -689,7 +688,7 @@ merge_minute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 6) {
-        return usage_error("merge_minute(ids, weights, rows, ranks, weighted, value_ids)");
+        return native_usage_error("merge_minute(ids, weights, rows, ranks, weighted, value_ids)");
     }
     PyObject *seqs[N_ATTRS + 4] = {NULL};
     Entry *entries = NULL;
@@ -773,6 +772,10 @@ static PyMethodDef native_methods[] = {
      "The engine's per-event loop for the common case."},
     {"merge_minute", (PyCFunction)(void (*)(void))merge_minute, METH_FASTCALL,
      "Merge one minute's attribute values into the space-saving sketches."},
+    {"score_minutes", (PyCFunction)(void (*)(void))native_score_minutes, METH_FASTCALL,
+     "BaselineTable.score_minutes: close buckets, expect, window, scales to score."},
+    {"learn_minutes", (PyCFunction)(void (*)(void))native_learn_minutes, METH_FASTCALL,
+     "BaselineTable.learn_minutes: learn a scored minute."},
     {"strict_seconds", strict_seconds, METH_O,
      "Epoch seconds of a strict YYYY-MM-DDTHH:MM:SSZ time in range, else -1."},
     {NULL, NULL, 0, NULL},

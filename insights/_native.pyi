@@ -26,4 +26,26 @@ def merge_minute(
     weighted: Sequence[float],
     value_ids: Sequence[int] | None,
 ) -> None: ...
+def score_minutes(
+    table: object,
+    rows: object,
+    counts: object,
+    item: object,
+    exposures: Sequence[Any],
+    minutes: Sequence[int],
+    min_excess: float,
+    exp2: Callable[..., object],
+    scratch: object,
+    planes: object,
+    needed: object,
+) -> None: ...
+def learn_minutes(
+    table: object,
+    rows: object,
+    counts: object,
+    scores: object,
+    guarded: object,
+    minute: object,
+    planes: object,
+) -> None: ...
 def strict_seconds(text: object) -> int: ...

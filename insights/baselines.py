@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from insights import native
 from insights.stats import decay_weight
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "BaselineTable",
     "Expectation",
     "RowClock",
+    "ScoredMinutes",
     "StreamExposure",
     "daytype_of",
     "slot_of",
@@ -41,6 +43,7 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Window scales in minutes (tumbling buckets aligned to the hour).
 SCALES: tuple[int, ...] = (1, 10, 60)
@@ -56,6 +59,22 @@ _SLOT_PRIOR_MINUTES = 120.0
 _MAX_PHI = 1e4
 #: Rescale forward-decay sums before weights exceed 2**_RESCALE_EXPONENT.
 _RESCALE_EXPONENT = 40.0
+#: Minutes scoring at least this (1 in 10,000) are learned winsorized: the excess over the
+#: 3-sigma cap counts only SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
+SUSPECT_SCORE = 4.0
+SUSPECT_WEIGHT = 0.25
+#: Rows of the planes of a :class:`ScoredMinutes` (the C accelerator's output layout).
+_P_DECAY, _P_MU, _P_MEAN, _P_PHI, _P_WINDOW, _P_LAM, _P_SCORE_PHI, _P_PEAK0 = (
+    0,
+    1,
+    2,
+    3,
+    6,
+    9,
+    12,
+    15,
+)
+_PLANES = 16
 
 
 def slot_of(minute: int) -> int:
@@ -94,17 +113,25 @@ class StreamExposure:
 
     def add_minutes(self, start: int, end: int) -> None:
         """Account for the closed minutes ``[start, end)`` (hour-sized steps)."""
-        assert self.slots is not None
         minute = start
         while minute < end:
             chunk_end = min(end, (minute // 60 + 1) * 60)
             first = float(decay_weight(minute, self.ref_minute, self.half_life))
-            ratio = 2.0 ** (1.0 / self.half_life)
-            count = chunk_end - minute
-            weight = first * (ratio**count - 1.0) / (ratio - 1.0)
-            self.slots[slot_of(minute)] += weight
-            self.total += weight
+            self._add_run(minute, chunk_end, first)
             minute = chunk_end
+
+    def add_minute(self, minute: int, weight: float) -> None:
+        """Account for one closed minute whose forward-decay weight is known (a closing step
+        computed it: :attr:`ScoredMinutes.item_decay`)."""
+        self._add_run(minute, minute + 1, weight)
+
+    def _add_run(self, start: int, end: int, first: float) -> None:
+        """Minutes ``[start, end)`` of one hour; ``first`` is the weight of ``start``."""
+        assert self.slots is not None
+        ratio = 2.0 ** (1.0 / self.half_life)
+        weight = first * (ratio ** (end - start) - 1.0) / (ratio - 1.0)
+        self.slots[slot_of(start)] += weight
+        self.total += weight
 
     def needs_rescale(self, minute: int) -> bool:
         """Whether weights at ``minute`` are large enough to rebase the stream's sums."""
@@ -136,6 +163,8 @@ class RowClock:
     slots: FloatArray
     decay: FloatArray
     """Forward-decay weight of each row's minute (its stream's half-life)."""
+    item_decay: FloatArray
+    """The same weight per stream-minute (``decay == item_decay[item]``)."""
     slot: IntArray
     """Seasonal slot of each row's minute (:func:`slot_of`)."""
     daytype: IntArray
@@ -149,18 +178,21 @@ class RowClock:
 
         Every exposure must have the same half-life (one engine's streams do).
         """
-        minute = np.asarray(minutes, dtype=np.int64)[item]
-        ref = np.array([e.ref_minute for e in exposures], dtype=np.int64)[item]
+        item_minute = np.asarray(minutes, dtype=np.int64)
+        item_ref = np.array([e.ref_minute for e in exposures], dtype=np.int64)
+        item_decay = np.exp2((item_minute - item_ref) / exposures[0].half_life)
+        minute = item_minute[item]
         total = np.array([e.total for e in exposures], dtype=np.float64)[item]
         stacked = np.concatenate([e.slots for e in exposures if e.slots is not None])
         slots = stacked.reshape(len(exposures), N_SLOTS)[item]
         daytype = _daytypes(minute)
         return cls(
             minute=minute,
-            ref=ref,
+            ref=item_ref[item],
             total=total,
             slots=slots,
-            decay=np.exp2((minute - ref) / exposures[0].half_life),
+            decay=item_decay[item],
+            item_decay=item_decay,
             slot=daytype * 24 + (minute // 60) % 24,
             daytype=daytype,
         )
@@ -181,6 +213,34 @@ class Expectation:
     """Overall mean count per minute over the baseline (AWS's ``baseline.average``)."""
     phi: FloatArray
     """Dispersion (variance / mean) per scale, shape ``(rows, len(SCALES))``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredMinutes:
+    """One closing step's rows as their baselines see them, before the minute is learned
+    (:meth:`BaselineTable.score_minutes`)."""
+
+    minute: IntArray
+    """The minute each row closes."""
+    decay: FloatArray
+    """Forward-decay weight of each row's minute."""
+    item_decay: FloatArray
+    """The same weight per stream-minute (the ``exposures`` and ``minutes`` of the step)."""
+    expected: Expectation
+    window: FloatArray
+    """Count of the current bucket so far at each scale, this minute included ``(rows, scales)``."""
+    lam: FloatArray
+    """Expected count of those partial buckets (``mu`` times the minutes elapsed in them)."""
+    phi: FloatArray
+    """Dispersion each scale is scored with: a partial bucket may hold a whole clump (a job at
+    minute 0 of the hour), so it takes the larger of its own scale's and the minute scale's."""
+    needed: BoolArray
+    """Scores anyone reads: the minute scale (suspect minutes) and wherever the excess rule
+    passes (the Start rule)."""
+    clock: RowClock | None = None
+    """The pure-Python step's clock (None when the C accelerator scored the step)."""
+    planes: FloatArray | None = None
+    """The C accelerator's output, which :meth:`BaselineTable.learn_minutes` reads back."""
 
 
 class BaselineTable:
@@ -335,7 +395,9 @@ class BaselineTable:
         )
         observed = clock.slots > 0
         inv = np.where(observed, 1.0 / np.where(observed, clock.slots, 1.0), 0.0)
-        between = np.einsum("ij,ij->i", counts * counts, inv)
+        # an elementwise product and numpy's pairwise row sum: an order the C accelerator can
+        # reproduce bit for bit (einsum's order depends on the CPU's vector width and FMA)
+        between = (counts * counts * inv).sum(axis=1)
         scales = _SCALES_F
         buckets = np.maximum(np.maximum(clock.total, 1.0)[:, None] / scales, 1.0)
         within = np.maximum(self.sq[rows] - between[:, None] * scales, 0.0)
@@ -365,3 +427,109 @@ class BaselineTable:
         self.part_raw[rows] += peak_counts[:, None].astype(np.float32)
         self._update_peaks(rows, 0, clock.daytype, peak_counts, clock.minute)
         self.last_minute[rows] = clock.minute
+
+    def score_minutes(
+        self,
+        rows: IntArray,
+        counts: FloatArray,
+        item: IntArray,
+        exposures: Sequence[StreamExposure],
+        minutes: Sequence[int],
+        min_excess: float,
+    ) -> ScoredMinutes:
+        """Close the buckets of ``rows`` and say what their baselines expect of this minute.
+
+        Row ``i`` saw ``counts[i]`` events in ``minutes[item[i]]`` of the stream whose exposure
+        is ``exposures[item[i]]``; each row appears at most once. Nothing is learned yet: score
+        the minute, then call :meth:`learn_minutes`. In C when :mod:`insights.native` is built,
+        with the same arithmetic in the same order (the same bits).
+        """
+        minute = np.asarray(minutes, dtype=np.int64)[item]
+        fast = native.module
+        if fast is not None and len(exposures):
+            n = rows.shape[0]
+            planes = np.empty((_PLANES, n), dtype=np.float64)
+            needed = np.empty((n, len(SCALES)), dtype=np.bool_)
+            scratch = np.empty(len(exposures) + 5 * n, dtype=np.float64)
+            fast.score_minutes(
+                self,
+                rows,
+                counts,
+                item,
+                exposures,
+                minutes,
+                min_excess,
+                np.exp2,
+                scratch,
+                planes,
+                needed,
+            )
+            expected = Expectation(
+                mu=planes[_P_MU],
+                mean_rate=planes[_P_MEAN],
+                phi=planes[_P_PHI : _P_PHI + 3].T,
+            )
+            return ScoredMinutes(
+                minute=minute,
+                decay=planes[_P_DECAY],
+                item_decay=scratch[: len(exposures)],
+                expected=expected,
+                window=planes[_P_WINDOW : _P_WINDOW + 3].T,
+                lam=planes[_P_LAM : _P_LAM + 3].T,
+                phi=planes[_P_SCORE_PHI : _P_SCORE_PHI + 3].T,
+                needed=needed,
+                planes=planes,
+            )
+        clock = RowClock.gather(exposures, minutes, item)
+        self.flush_buckets(rows, clock)
+        expected = self.expect(rows, clock)
+        window = self.window_counts(rows, counts, clock.minute)
+        elapsed = (clock.minute[:, None] % _SCALES_F) + 1.0
+        lam = expected.mu[:, None] * elapsed
+        phi = np.where(
+            elapsed < _SCALES_F, np.maximum(expected.phi, expected.phi[:, :1]), expected.phi
+        )
+        needed = window - np.floor(lam) >= min_excess
+        needed[:, 0] = True
+        return ScoredMinutes(
+            minute=clock.minute,
+            decay=clock.decay,
+            item_decay=clock.item_decay,
+            expected=expected,
+            window=window,
+            lam=lam,
+            phi=phi,
+            needed=needed,
+            clock=clock,
+        )
+
+    def learn_minutes(
+        self,
+        scored: ScoredMinutes,
+        rows: IntArray,
+        counts: FloatArray,
+        scores: FloatArray,
+        guarded: BoolArray,
+    ) -> None:
+        """Learn the minute :meth:`score_minutes` scored (nothing may change the table between).
+
+        The moments learn a winsorized count: capped at the baseline's 3-sigma bound for
+        ``guarded`` rows (in or starting an insight, so a burst does not poison the baseline it
+        is measured against), the excess over the cap at :data:`SUSPECT_WEIGHT` for minutes whose
+        minute-scale score (column 0 of ``scores``) reaches :data:`SUSPECT_SCORE`, the raw count
+        otherwise. The peaks learn the raw count, insight minutes included: a job that repeats at
+        the same size (or a deploy burst) fires once, not every run.
+        """
+        if scored.planes is not None:
+            fast = native.module
+            assert fast is not None
+            fast.learn_minutes(self, rows, counts, scores, guarded, scored.minute, scored.planes)
+            return
+        assert scored.clock is not None
+        expected = scored.expected
+        cap = np.ceil(expected.mu + 3.0 * np.sqrt(expected.phi[:, 0] * expected.mu))
+        clipped = np.minimum(counts, cap)
+        suspect = scores[:, 0] >= SUSPECT_SCORE
+        learn = np.where(suspect, clipped + SUSPECT_WEIGHT * (counts - clipped), counts)
+        learn = np.where(guarded, clipped, learn)
+        self.learn(rows, learn, scored.clock, counts)

@@ -42,11 +42,6 @@ _ERROR: Final = "ApiErrorRateInsight"
 _API_EVENT_TYPES = frozenset({None, "AwsApiCall"})
 #: Minutes of closed per-minute detail kept for attributing an insight's first minutes.
 _LOOKBACK = max(SCALES) + 1
-_SCALES_F = np.array(SCALES, dtype=np.float64)
-#: Minutes scoring at least this (1 in 10,000) are learned winsorized: the excess over the
-#: 3-sigma cap counts only _SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
-_SUSPECT_SCORE = 4.0
-_SUSPECT_WEIGHT = 0.25
 #: Events between two vectorized closing steps inside one ``process_many`` call.
 DRAIN_EVERY = 4096
 #: Bound of the cache of event shapes -> keys (cleared when full).
@@ -488,35 +483,29 @@ class InsightEngine:
         rows = np.array(row_list, dtype=np.int64)
         counts = np.array(count_list, dtype=np.float64)
         item = np.array(item_list, dtype=np.int64)
-        clock = RowClock.gather([s.exposure for s, _, _ in batch], [m for _, m, _ in batch], item)
         table = self._table
-        table.flush_buckets(rows, clock)
-        expected = table.expect(rows, clock)
-        window = table.window_counts(rows, counts, clock.minute)
-        scales = _SCALES_F
-        elapsed = (clock.minute[:, None] % scales) + 1.0
-        lam = expected.mu[:, None] * elapsed
-        # A partial bucket may hold a whole clump (a job that runs at minute 0 of the hour), so
-        # it is scored with the larger of its own scale's dispersion and the minute scale's.
-        phi = np.where(
-            elapsed < scales, np.maximum(expected.phi, expected.phi[:, :1]), expected.phi
-        )
-        # a score is read at the minute scale (suspect minutes) and wherever the excess rule
-        # passes (the Start rule); the others are not computed
         thresholds = self._thresholds
-        needed = window - np.floor(lam) >= thresholds.min_excess
-        needed[:, 0] = True
-        scores = nb_tail_score(window, lam, phi, where=needed)
+        scored = table.score_minutes(
+            rows,
+            counts,
+            item,
+            [s.exposure for s, _, _ in batch],
+            [m for _, m, _ in batch],
+            thresholds.min_excess,
+        )
+        expected = scored.expected
+        window, lam = scored.window, scored.lam
+        scores = nb_tail_score(window, lam, scored.phi, where=scored.needed)
         is_open = np.array([r in self._open for r in row_list], dtype=bool)
         first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
-        warmed = clock.minute - first >= self.config.warmup_minutes
+        warmed = scored.minute - first >= self.config.warmup_minutes
         # most minutes have no score near the Start threshold: then the peaks are not needed
         decision = (
             start_decisions(
                 scores,
                 window,
                 lam,
-                table.peaks(rows, clock.minute),
+                table.peaks(rows, scored.minute),
                 ~is_open & warmed,
                 thresholds,
             )
@@ -524,18 +513,10 @@ class InsightEngine:
             else None
         )
         guarded = is_open if decision is None else is_open | decision.mask
-        cap = np.ceil(expected.mu + 3.0 * np.sqrt(expected.phi[:, 0] * expected.mu))
-        clipped = np.minimum(counts, cap)
-        suspect = scores[:, 0] >= _SUSPECT_SCORE
-        learn = np.where(suspect, clipped + _SUSPECT_WEIGHT * (counts - clipped), counts)
-        learn = np.where(guarded, clipped, learn)
-        for stream, minute, _ in batch:
-            stream.exposure.add_minutes(minute, minute + 1)
-        # peaks learn the raw count, insight minutes included: a job that repeats at the same
-        # size (or a deploy burst) fires once, not every run; the moments stay winsorized
-        table.learn(rows, learn, clock, counts)
-        weights = clock.decay
-        self._learn_attributions(batch, rows[~guarded], rows, weights)
+        for (stream, minute, _), weight in zip(batch, scored.item_decay.tolist(), strict=True):
+            stream.exposure.add_minute(minute, weight)
+        table.learn_minutes(scored, rows, counts, scores, guarded)
+        self._learn_attributions(batch, rows[~guarded], rows, scored.decay)
         records: list[InsightRecord] = []
         starts = (
             []

@@ -4,7 +4,10 @@
 It handles the common case of two loops, decoding and checking complete records
 (:func:`insights.events.decode_many`) and the engine's per-event routing, and hands every other
 item to the pure-Python code; it also merges a closed minute's attribution values into the
-sketches (:meth:`insights.attribution.AttributionTable.merge_minute`). The pure-Python code
+sketches (:meth:`insights.attribution.AttributionTable.merge_minute`) and runs the baselines'
+side of a closing step (``_closing.c``: :meth:`insights.baselines.BaselineTable.score_minutes`
+and :meth:`~insights.baselines.BaselineTable.learn_minutes`) with numpy's arithmetic in numpy's
+order. The pure-Python code
 stays the reference: results are identical either way (``tests/unit/insights/test_native.py``
 runs both). Set :data:`module` to ``None`` to run the pure-Python code.
 """

@@ -24,6 +24,7 @@ from insights import (
     native,
 )
 from insights.attribution import AttributionTable
+from insights.baselines import N_SLOTS, BaselineTable, StreamExposure
 from insights.events import event_seconds
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
@@ -319,3 +320,138 @@ def test_loops_reject_calls_they_do_not_understand() -> None:
     with pytest.raises(TypeError):
         BUILT.accept_complete([], "0", [])  # type: ignore[arg-type]
     assert BUILT.accept_complete([], -5, []) == 0  # a negative start reads from the first
+
+
+# ------------------------------------------------------------------ closing steps
+def _random_table(rng: np.random.Generator, rows: int) -> BaselineTable:
+    """A table in an arbitrary (not necessarily learned) state, from sparse to heavy rows."""
+    table = BaselineTable(half_life=10080.0, peak_half_life=4320.0, capacity=4)
+    for _ in range(rows):
+        table.add_row()
+    scale = 10.0 ** rng.integers(-3, 5, (rows, 1))
+    table.counts[:rows] = rng.random((rows, N_SLOTS)) * scale * (rng.random((rows, 1)) < 0.9)
+    table.sq[:rows] = rng.random((rows, 3)) * scale * scale * 40.0
+    table.part[:rows] = rng.integers(0, 50, (rows, 2))
+    table.part_raw[:rows] = table.part[:rows] + rng.integers(0, 5, (rows, 2))
+    table.peak_val[:rows] = rng.integers(0, 80, (rows, 3, 2)) * (rng.random((rows, 3, 2)) < 0.7)
+    table.peak_min[:rows] = np.where(table.peak_val[:rows] > 0, 28_000_000, 0)
+    table.last_minute[:rows] = np.where(
+        rng.random(rows) < 0.2, -1, 28_000_000 - rng.integers(0, 3000, rows)
+    )
+    return table
+
+
+def _closing_steps(seed: int, big: bool) -> list[bytes]:
+    """Score and learn 25 steps of random rows, counts and scores; every output as bytes."""
+    rng = np.random.default_rng(seed)
+    n_rows = 3000 if big else 40
+    table = _random_table(rng, n_rows)
+    exposures = [
+        StreamExposure(ref_minute=27_990_000 + int(rng.integers(0, 9000)), half_life=10080.0)
+        for _ in range(3)
+    ]
+    for exposure in exposures:
+        assert exposure.slots is not None
+        exposure.slots[:] = rng.random(N_SLOTS) * 400.0 * (rng.random(N_SLOTS) < 0.8)
+        exposure.total = float(exposure.slots.sum())
+    minute = 28_000_000 + int(rng.integers(0, 1440 * 7))
+    out: list[bytes] = []
+    for _ in range(25):
+        minute += int(rng.choice([1, 1, 2, 9, 61, 1440 * 2]))  # buckets, hours and weekends
+        streams = sorted(rng.choice(3, int(rng.integers(1, 4)), replace=False).tolist())
+        chosen = rng.permutation(n_rows)[: int(rng.integers(1, n_rows))]
+        item = np.sort(rng.integers(0, len(streams), chosen.shape[0]))
+        rows = chosen.astype(np.int64)
+        counts = np.floor(rng.random(rows.shape[0]) * 10.0 ** rng.integers(0, 4))
+        scored = table.score_minutes(
+            rows,
+            counts,
+            item,
+            [exposures[s] for s in streams],
+            [minute - s for s in range(len(streams))],
+            float(rng.integers(1, 6)),
+        )
+        expected = scored.expected
+        for array in (
+            scored.decay,
+            scored.item_decay,
+            scored.window,
+            scored.lam,
+            scored.phi,
+            scored.needed,
+            scored.minute,
+            expected.mu,
+            expected.mean_rate,
+            expected.phi,
+        ):
+            out.append(np.ascontiguousarray(array).tobytes())
+        scores = rng.random((rows.shape[0], 3)) * 8.0
+        guarded = np.asarray(rng.random(rows.shape[0]) < 0.2)
+        table.learn_minutes(scored, rows, counts, scores, guarded)
+        for s, weight in zip(streams, scored.item_decay.tolist(), strict=False):
+            exposures[s].add_minute(minute, weight)
+    out += [array.tobytes() for array in table.arrays().values()]
+    return out
+
+
+@given(st.integers(min_value=0, max_value=2**32))
+def test_closing_steps_are_bit_identical_with_and_without_the_accelerator(seed: int) -> None:
+    fast, pure = both(lambda: _closing_steps(seed, big=False))
+    assert fast == pure
+
+
+def test_large_closing_steps_are_bit_identical_with_and_without_the_accelerator() -> None:
+    fast, pure = both(lambda: _closing_steps(11, big=True))
+    assert fast == pure
+
+
+def test_closing_step_rejects_what_it_cannot_index() -> None:
+    assert BUILT is not None
+    table = _random_table(np.random.default_rng(1), 4)
+    table.last_minute[0], table.part[0] = 27_999_000, 5.0  # its buckets close at 28,000,000
+    exposure = StreamExposure(ref_minute=27_990_000, half_life=10080.0)
+    before = [array.copy() for array in table.arrays().values()]
+
+    def call(rows: object, scratch: int = 64, planes: int = 16, item: object = None) -> None:
+        n = len(rows)  # type: ignore[arg-type]
+        assert BUILT is not None
+        BUILT.score_minutes(
+            table,
+            rows,
+            np.ones(n),
+            np.zeros(n, dtype=np.int64) if item is None else item,
+            [exposure],
+            [28_000_000],
+            2.0,
+            np.exp2,
+            np.zeros(scratch),
+            np.zeros((planes, n)),
+            np.zeros((n, 3), dtype=bool),
+        )
+
+    with pytest.raises(IndexError):
+        call(np.array([0, 4]))  # row 4 was never added
+    with pytest.raises(IndexError):
+        call(np.array([0, 1]), item=np.array([0, 1]))  # one stream-minute only
+    with pytest.raises(TypeError):
+        call(np.array([0, 1], dtype=np.int32))
+    with pytest.raises(TypeError):
+        call(np.array([0, 1]), planes=15)
+    with pytest.raises(ValueError, match="scratch"):
+        call(np.array([0, 1]), scratch=10)
+    with pytest.raises(TypeError, match="expected score_minutes"):
+        BUILT.score_minutes(table)  # type: ignore[call-arg]
+    with pytest.raises(IndexError):
+        BUILT.learn_minutes(
+            table,
+            np.array([9]),
+            np.ones(1),
+            np.zeros((1, 3)),
+            np.zeros(1, dtype=bool),
+            np.zeros(1, dtype=np.int64),
+            np.zeros((16, 1)),
+        )
+    after = list(table.arrays().values())
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after, strict=True))
+    call(np.array([0, 3]))  # a valid call does change the table
+    assert table.part[0].tolist() == [0.0, 0.0]
