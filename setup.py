@@ -1,9 +1,9 @@
 """Build step for the optional C accelerator; all other metadata is in pyproject.toml.
 
 ``insights/_native.c`` holds the per-event loops of replay and the worker, ``_closing.c`` the
-baselines' closing step. It is optional: without a C compiler the install still succeeds and
-the pure-Python code runs, with the same results (tests compare both) and slower replay
-(README "Performance").
+baselines' closing step, ``_sketch.c`` the attribution sketches. It is optional: without a C
+compiler the install still succeeds and the pure-Python code runs, with the same results (tests
+compare both) and slower replay (README "Performance").
 """
 
 import sys
@@ -17,7 +17,7 @@ setup(
     ext_modules=[
         Extension(
             "insights._native",
-            ["insights/_native.c", "insights/_closing.c"],
+            ["insights/_native.c", "insights/_closing.c", "insights/_sketch.c"],
             depends=["insights/_native.h"],
             extra_compile_args=FLAGS,
             optional=True,

@@ -26,6 +26,13 @@ def merge_minute(
     weighted: Sequence[float],
     value_ids: Sequence[int] | None,
 ) -> None: ...
+def merge_buffers(
+    ids: object,
+    weights: object,
+    buffers: Sequence[Any],
+    row_weights: dict[int, float],
+    intern: Callable[[str], int],
+) -> None: ...
 def score_minutes(
     table: object,
     rows: object,

@@ -9,8 +9,9 @@ at a time).
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +124,39 @@ class AttributionTable:
             self.ids[r, a, slot] = vals[take]
             self.weights[r, a, slot] = base + weighted[take].astype(np.float32)
             pending[take] = False
+
+    def merge_buffers(
+        self,
+        buffers: Sequence[Mapping[tuple[int, str, str, str], int]],
+        row_weights: Mapping[int, float],
+        intern: Callable[[str], int],
+    ) -> None:
+        """Merge closed minutes' ``(row, principal, user agent, error code) -> count`` buffers,
+        each count times its row's weight; rows without a weight are not learned.
+
+        Values are ranked by their text and interned (``intern``) in that order, so the
+        sketches do not depend on the order in which values were first seen.
+        """
+        fast = native.module
+        if fast is not None:
+            weights = row_weights if type(row_weights) is dict else dict(row_weights)
+            fast.merge_buffers(self.ids, self.weights, buffers, weights, intern)
+            return
+        slots = [
+            (slot, count)
+            for buffer in buffers
+            for slot, count in buffer.items()
+            if slot[0] in row_weights
+        ]
+        if not slots:
+            return
+        keys, counts = zip(*slots, strict=True)
+        slot_rows, principals, agents, errors = zip(*keys, strict=True)
+        weighted = list(map(operator.mul, counts, map(row_weights.__getitem__, slot_rows)))
+        distinct = sorted({*principals, *agents, *errors})
+        rank = {value: i for i, value in enumerate(distinct)}
+        ranks = [list(map(rank.__getitem__, values)) for values in (principals, agents, errors)]
+        self.merge_minute(slot_rows, ranks, weighted, list(map(intern, distinct)))
 
     def merge_minute(
         self,

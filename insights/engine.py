@@ -8,7 +8,6 @@ event); all statistics run once per closed stream-minute, vectorized over the ke
 from __future__ import annotations
 
 import logging
-import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -126,6 +125,7 @@ class InsightEngine:
         self._call_categories = cfg.categories_for(_CALL)
         self._error_categories = cfg.categories_for(_ERROR)
         self._thresholds = cfg.thresholds  # the config is frozen
+        self._gap_piece = int(_GAP_PIECE_HALF_LIVES * cfg.baseline_half_life_minutes)
         self._table = BaselineTable(cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes)
         self._attrs = AttributionTable()
         self._names = Interner()
@@ -437,7 +437,10 @@ class InsightEngine:
         minute = stream.next_close
         target = stream.closed_until
         if minute < target and not stream.open_rows and minute not in stream.pending:
-            upcoming = min((m for m in stream.pending if m >= minute), default=target)
+            # pending minutes are never behind next_close: the plain min is the usual answer
+            upcoming = min(stream.pending, default=target)
+            if upcoming < minute:
+                upcoming = min((m for m in stream.pending if m >= minute), default=target)
             gap_end = min(upcoming, target)
             self._skip_empty(stream, minute, gap_end)
             minute = stream.next_close = gap_end
@@ -447,7 +450,7 @@ class InsightEngine:
         return minute
 
     def _skip_empty(self, stream: StreamState, start: int, end: int) -> None:
-        piece = int(_GAP_PIECE_HALF_LIVES * self.config.baseline_half_life_minutes)
+        piece = self._gap_piece
         while start < end:
             stop = min(end, start + piece)
             self._rebase_if_needed(stream, stop)
@@ -516,7 +519,12 @@ class InsightEngine:
         for (stream, minute, _), weight in zip(batch, scored.item_decay.tolist(), strict=True):
             stream.exposure.add_minute(minute, weight)
         table.learn_minutes(scored, rows, counts, scores, guarded)
-        self._learn_attributions(batch, rows[~guarded], rows, scored.decay)
+        learned = ~guarded
+        self._attrs.merge_buffers(
+            [buffer for _, _, buffer in batch],
+            dict(zip(rows[learned].tolist(), scored.decay[learned].tolist(), strict=True)),
+            self._names.id,
+        )
         records: list[InsightRecord] = []
         starts = (
             []
@@ -546,37 +554,6 @@ class InsightEngine:
                 )
             stream.remember(minute, buffer, _LOOKBACK)
         return records
-
-    def _learn_attributions(
-        self,
-        batch: list[tuple[StreamState, int, MinuteBuffer]],
-        learned: IntArray,
-        rows: IntArray,
-        weights: FloatArray,
-    ) -> None:
-        """Merge the minute's attribute values of ``learned`` rows into their sketches.
-
-        Values are ranked by their text, so the sketches do not depend on interning order.
-        """
-        keep = set(learned.tolist())
-        if not keep:
-            return
-        slots = [
-            (slot, count)
-            for _stream, _minute, buffer in batch
-            for slot, count in buffer.items()
-            if slot[0] in keep
-        ]
-        if not slots:
-            return
-        keys, counts = zip(*slots, strict=True)
-        slot_rows, principals, agents, errors = zip(*keys, strict=True)
-        weight_of = dict(zip(rows.tolist(), weights.tolist(), strict=True))
-        weighted = list(map(operator.mul, counts, map(weight_of.__getitem__, slot_rows)))
-        distinct = sorted({*principals, *agents, *errors})
-        rank = {value: i for i, value in enumerate(distinct)}
-        ranks = [list(map(rank.__getitem__, values)) for values in (principals, agents, errors)]
-        self._attrs.merge_minute(slot_rows, ranks, weighted, list(map(self._names.id, distinct)))
 
     def _baseline_attributions(
         self, row: int, exposure: StreamExposure

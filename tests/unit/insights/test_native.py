@@ -23,7 +23,7 @@ from insights import (
     decode_many,
     native,
 )
-from insights.attribution import AttributionTable
+from insights.attribution import AttributionTable, Interner
 from insights.baselines import N_SLOTS, BaselineTable, StreamExposure
 from insights.events import event_seconds
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
@@ -455,3 +455,59 @@ def test_closing_step_rejects_what_it_cannot_index() -> None:
     assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after, strict=True))
     call(np.array([0, 3]))  # a valid call does change the table
     assert table.part[0].tolist() == [0.0, 0.0]
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.tuples(
+                st.integers(min_value=0, max_value=7),
+                st.sampled_from(["arn:a", "arn:b", "ä", "Z", "", "arn:a\x00x"]),
+                st.sampled_from(["aws-cli", "Boto3", "console", "ü"]),
+                st.sampled_from(["", "AccessDenied", "Throttling"]),
+            ),
+            st.integers(min_value=1, max_value=500),
+            max_size=40,
+        ),
+        max_size=5,
+    ),
+    st.dictionaries(
+        st.integers(min_value=0, max_value=7),
+        st.floats(min_value=1e-3, max_value=1e6),
+        max_size=8,
+    ),
+)
+def test_buffer_merges_are_bit_identical_with_and_without_the_accelerator(
+    buffers: list[dict[tuple[int, str, str, str], int]], row_weights: dict[int, float]
+) -> None:
+    def run() -> tuple[bytes, bytes, list[str]]:
+        table = AttributionTable(capacity=8)
+        names = Interner(["Throttling"])  # an id that is not in text order
+        for _ in range(3):  # again, so values already in the sketches are matched
+            table.merge_buffers(buffers, row_weights, names.id)
+        return table.ids.tobytes(), table.weights.tobytes(), names.values()
+
+    fast, pure = both(run)
+    assert fast == pure
+
+
+def test_buffer_merge_rejects_what_it_cannot_read() -> None:
+    assert BUILT is not None
+    table = AttributionTable(capacity=2)
+    names = Interner()
+    good = {(0, "arn:a", "cli", ""): 3}
+    with pytest.raises(TypeError, match="dicts"):
+        BUILT.merge_buffers(table.ids, table.weights, [[1]], {0: 1.0}, names.id)
+    with pytest.raises(TypeError, match="buffer entries"):
+        BUILT.merge_buffers(table.ids, table.weights, [{(0, "a", "b"): 1}], {0: 1.0}, names.id)
+    with pytest.raises(TypeError, match="buffer entries"):
+        BUILT.merge_buffers(table.ids, table.weights, [{(0, "a", b"b", ""): 1}], {0: 1.0}, names.id)
+    with pytest.raises(IndexError):
+        BUILT.merge_buffers(table.ids, table.weights, [{(5, "a", "b", ""): 1}], {5: 1.0}, names.id)
+    with pytest.raises(TypeError, match="expected merge_buffers"):
+        BUILT.merge_buffers(table.ids, table.weights, [good], [(0, 1.0)], names.id)  # type: ignore[arg-type]
+    assert not table.weights.any()
+    fresh = Interner()
+    BUILT.merge_buffers(table.ids, table.weights, [good], {0: 2.0}, fresh.id)
+    assert table.weights[0, :, 0].tolist() == [6.0, 6.0, 6.0]
+    assert fresh.values() == ["", "arn:a", "cli"]  # interned in text order
