@@ -11,7 +11,7 @@
  * unit). So both paths give the same bits; tests/unit/insights/test_native.py compares them.
  *
  *   score_minutes(table, rows, counts, item, exposures, minutes, min_excess, exp2, scratch,
- *                 planes, needed) -> None
+ *                 planes, needed) -> None   (then accounts each exposure's minute)
  *   learn_minutes(table, rows, counts, scores, guarded, minute, planes) -> None
  */
 #include "_native.h"
@@ -90,10 +90,9 @@ slot_of(long long minute)
 }
 
 /* ------------------------------------------------------------------ buffers */
-/* A C-contiguous buffer of ``count`` items of one of ``formats`` (a NUL-separated list). */
-static int
-get_array(PyObject *obj, Py_buffer *view, const char *what, const char *formats,
-          Py_ssize_t itemsize, Py_ssize_t count, int writable)
+int
+native_get_array(PyObject *obj, Py_buffer *view, const char *what, const char *formats,
+                 Py_ssize_t itemsize, Py_ssize_t count, int writable)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
@@ -118,20 +117,19 @@ get_array(PyObject *obj, Py_buffer *view, const char *what, const char *formats,
     return 0;
 }
 
-#define F64 "d\0"
-#define F32 "f\0"
-#define I64 "l\0q\0"
-#define BOOL "?\0"
-
-static void
-release_all(Py_buffer *views, int count)
+void
+native_release_all(Py_buffer *views, int count)
 {
     for (int i = 0; i < count; i++) {
         if (views[i].obj != NULL) {
             PyBuffer_Release(&views[i]);
+            views[i].obj = NULL;
         }
     }
 }
+
+#define get_array native_get_array
+#define release_all native_release_all
 
 /* The arrays of a BaselineTable, its used size and half-lives. */
 enum { T_COUNTS, T_SQ, T_PART, T_PART_RAW, T_LAST, T_PEAK_VAL, T_PEAK_MIN, T_COUNT };
@@ -289,6 +287,41 @@ read_items(PyObject *exposures, PyObject *minutes, Item *items, Py_ssize_t count
         PyBuffer_Release(&view);
     }
     return 0;
+}
+
+/* StreamExposure.add_minute(minute, weight) for one item, after the step has read it. */
+static int
+account_minute(PyObject *exposure, long long minute, double first)
+{
+    double half_life, total;
+    if (attr_double(exposure, "half_life", &half_life) < 0 ||
+        attr_double(exposure, "total", &total) < 0) {
+        return -1;
+    }
+    PyObject *slots = PyObject_GetAttrString(exposure, "slots");
+    if (slots == NULL) {
+        return -1;
+    }
+    Py_buffer view;
+    int got = get_array(slots, &view, "exposure slots", F64, 8, N_SLOTS, 1);
+    Py_DECREF(slots);
+    if (got < 0) {
+        return -1;
+    }
+    /* as Python computes it: ratio ** 1 is pow(ratio, 1.0) */
+    double ratio = pow(2.0, 1.0 / half_life);
+    double weight = first * (pow(ratio, 1.0) - 1.0) / (ratio - 1.0);
+    double *cells = view.buf;
+    int slot = slot_of(minute);
+    cells[slot] = cells[slot] + weight;
+    PyBuffer_Release(&view);
+    PyObject *value = PyFloat_FromDouble(total + weight);
+    if (value == NULL) {
+        return -1;
+    }
+    int set = PyObject_SetAttrString(exposure, "total", value);
+    Py_DECREF(value);
+    return set;
 }
 
 /* Powers of two of ``count`` exponents in ``scratch``, in place, by numpy's exp2. */
@@ -489,6 +522,12 @@ native_score_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     k = 0;
     for (Py_ssize_t j = 0; j < n_items; j++) {
         items[j].decay = scratch[k++];
+    }
+    for (Py_ssize_t j = 0; j < n_items; j++) {
+        if (account_minute(PySequence_Fast_GET_ITEM(exposures, j), items[j].minute,
+                           items[j].decay) < 0) {
+            goto done;
+        }
     }
     for (Py_ssize_t f = 0; f < n_flush; f++) {
         flushes[f].weight = scratch[k++];

@@ -13,6 +13,7 @@
  *   scan(events, streams, jump, lateness, accept, schedule, slow) -> (skipped, late)
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
+ *   tail_scores(...): negative-binomial tail scores (_stats.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #include "_native.h"
@@ -531,6 +532,8 @@ static PyMethodDef native_methods[] = {
      "Merge one minute's attribute values into the space-saving sketches."},
     {"merge_buffers", (PyCFunction)(void (*)(void))native_merge_buffers, METH_FASTCALL,
      "Merge the learned rows' entries of minute buffers into the sketches."},
+    {"tail_scores", (PyCFunction)(void (*)(void))native_tail_scores, METH_FASTCALL,
+     "nb_tail_score of (rows, scales) arrays where a mask says so."},
     {"score_minutes", (PyCFunction)(void (*)(void))native_score_minutes, METH_FASTCALL,
      "BaselineTable.score_minutes: close buckets, expect, window, scales to score."},
     {"learn_minutes", (PyCFunction)(void (*)(void))native_learn_minutes, METH_FASTCALL,

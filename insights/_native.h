@@ -8,9 +8,25 @@
 /* The TypeError of a call that does not match ``usage``; returns NULL. */
 PyObject *native_usage_error(const char *usage);
 
+/* Buffer formats, as NUL-separated lists for native_get_array. */
+#define F64 "d\0"
+#define F32 "f\0"
+#define I64 "l\0q\0"
+#define BOOL "?\0"
+
+/* A C-contiguous buffer of ``count`` items (any number when negative) of one of ``formats``;
+ * -1 with a TypeError otherwise. */
+int native_get_array(PyObject *obj, Py_buffer *view, const char *what, const char *formats,
+                     Py_ssize_t itemsize, Py_ssize_t count, int writable);
+/* Release the views that hold a buffer. */
+void native_release_all(Py_buffer *views, int count);
+
 /* _sketch.c: AttributionTable.merge_minute and merge_buffers. */
 PyObject *native_merge_minute(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *native_merge_buffers(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* _stats.c: nb_tail_score. */
+PyObject *native_tail_scores(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* _closing.c: BaselineTable.score_minutes and learn_minutes. */
 PyObject *native_score_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -33,6 +33,17 @@ def merge_buffers(
     row_weights: dict[int, float],
     intern: Callable[[str], int],
 ) -> None: ...
+def tail_scores(
+    x: object,
+    lam: object,
+    phi: object,
+    where: object,
+    out: object,
+    work: object,
+    gammainc: Callable[..., object],
+    betainc: Callable[..., object],
+    log10: Callable[..., object],
+) -> None: ...
 def score_minutes(
     table: object,
     rows: object,

@@ -442,9 +442,11 @@ class BaselineTable:
         """Close the buckets of ``rows`` and say what their baselines expect of this minute.
 
         Row ``i`` saw ``counts[i]`` events in ``minutes[item[i]]`` of the stream whose exposure
-        is ``exposures[item[i]]``; each row appears at most once. Nothing is learned yet: score
-        the minute, then call :meth:`learn_minutes`. In C when :mod:`insights.native` is built,
-        with the same arithmetic in the same order (the same bits).
+        is ``exposures[item[i]]``; each row and each exposure appears at most once. The rows are
+        scored against the exposures before the minute, then every exposure accounts for its
+        minute (:meth:`StreamExposure.add_minute`). Nothing is learned yet: score the minute,
+        then call :meth:`learn_minutes`. In C when :mod:`insights.native` is built, with the same
+        arithmetic in the same order (the same bits).
         """
         minute = np.asarray(minutes, dtype=np.int64)[item]
         fast = native.module
@@ -483,6 +485,8 @@ class BaselineTable:
                 planes=planes,
             )
         clock = RowClock.gather(exposures, minutes, item)
+        for exposure, at, weight in zip(exposures, minutes, clock.item_decay.tolist(), strict=True):
+            exposure.add_minute(at, weight)
         self.flush_buckets(rows, clock)
         expected = self.expect(rows, clock)
         window = self.window_counts(rows, counts, clock.minute)

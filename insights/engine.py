@@ -474,8 +474,9 @@ class InsightEngine:
         item_list: list[int] = []
         bounds: list[int] = [0]
         for index, (stream, minute, buffer) in enumerate(batch):
-            self._rebase_if_needed(stream, minute + 1)
-            active: dict[int, int] = dict.fromkeys(stream.open_rows, 0)
+            if stream.exposure.needs_rescale(minute + 1):
+                self._rebase_if_needed(stream, minute + 1)
+            active: dict[int, int] = dict.fromkeys(stream.open_rows, 0) if stream.open_rows else {}
             for (row, _p, _a, _e), count in buffer.items():
                 active[row] = active.get(row, 0) + count
             for row in sorted(active):
@@ -499,12 +500,17 @@ class InsightEngine:
         expected = scored.expected
         window, lam = scored.window, scored.lam
         scores = nb_tail_score(window, lam, scored.phi, where=scored.needed)
-        is_open = np.array([r in self._open for r in row_list], dtype=bool)
-        first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
-        warmed = scored.minute - first >= self.config.warmup_minutes
+        is_open = (
+            np.array([r in self._open for r in row_list], dtype=bool)
+            if self._open
+            else np.zeros(len(row_list), dtype=bool)
+        )
         # most minutes have no score near the Start threshold: then the peaks are not needed
-        decision = (
-            start_decisions(
+        decision = None
+        if np.count_nonzero(scores >= thresholds.start_score):
+            first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
+            warmed = scored.minute - first >= self.config.warmup_minutes
+            decision = start_decisions(
                 scores,
                 window,
                 lam,
@@ -512,12 +518,7 @@ class InsightEngine:
                 ~is_open & warmed,
                 thresholds,
             )
-            if np.count_nonzero(scores >= thresholds.start_score)
-            else None
-        )
         guarded = is_open if decision is None else is_open | decision.mask
-        for (stream, minute, _), weight in zip(batch, scored.item_decay.tolist(), strict=True):
-            stream.exposure.add_minute(minute, weight)
         table.learn_minutes(scored, rows, counts, scores, guarded)
         learned = ~guarded
         self._attrs.merge_buffers(
@@ -526,20 +527,20 @@ class InsightEngine:
             self._names.id,
         )
         records: list[InsightRecord] = []
-        starts = (
-            []
-            if decision is None
-            else [
-                (i, int(decision.scale_index[i]), float(decision.score[i]))
-                for i in np.flatnonzero(decision.mask).tolist()
-            ]
-        )
+        # the rows that start an insight, per stream-minute of the batch
+        starts: dict[int, list[tuple[int, int, float]]] = {}
+        if decision is not None:
+            for i in np.flatnonzero(decision.mask).tolist():
+                starts.setdefault(int(item[i]), []).append(
+                    (i, int(decision.scale_index[i]), float(decision.score[i]))
+                )
         for index, (stream, minute, buffer) in enumerate(batch):
             lo, hi = bounds[index], bounds[index + 1]
-            records.extend(
-                self._observe_open(stream, minute, buffer, rows, lo, hi, counts, expected)
-            )
-            for i, scale_index, score in (s for s in starts if lo <= s[0] < hi):
+            if stream.open_rows:  # before this minute's Starts: they are not open in it yet
+                records.extend(
+                    self._observe_open(stream, minute, buffer, rows, lo, hi, counts, expected)
+                )
+            for i, scale_index, score in starts.get(index, ()):
                 records.append(
                     self._start(
                         stream,

@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from insights import native
+
 __all__ = ["MAX_SCORE", "decay_weight", "nb_tail_score"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -29,7 +31,9 @@ def nb_tail_score(
 
     ``x <= 0`` scores 0. ``phi`` at or below 1 falls back to Poisson. With ``where``, only
     those elements are computed (the others score 0): the incomplete beta function costs about
-    a microsecond per element, so callers skip the ones whose score nothing reads.
+    a microsecond per element, so callers skip the ones whose score nothing reads. With
+    :mod:`insights.native` built and 1-d or 2-d float64 operands and mask, the selection and
+    parameters are computed in C around the same scipy and numpy calls (the same bits).
 
     Examples:
         >>> import numpy as np
@@ -41,6 +45,22 @@ def nb_tail_score(
         ...               where=np.array([False, True])).round(2).tolist()
         [0.0, 2.44]
     """
+    fast = native.module
+    if fast is not None and _fast_shapes(x, lam, phi, where):
+        out = np.empty(x.shape, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            fast.tail_scores(
+                x,
+                lam,
+                phi,
+                where,
+                out,
+                np.empty(6 * x.size, dtype=np.float64).reshape(6, x.size),
+                special.gammainc,
+                special.betainc,
+                np.log10,
+            )
+        return out
     x, lam, phi = _same_shape_floats(x, lam, phi)
     k = np.ceil(x)
     todo = k > 0
@@ -64,6 +84,21 @@ def nb_tail_score(
     # the clip bounds the score to [0, MAX_SCORE]; fmax maps a NaN (invalid parameters) to 0
     out[todo] = np.fmax(score, 0.0)
     return out + 0.0
+
+
+def _fast_shapes(x: object, lam: object, phi: object, where: object) -> bool:
+    """Whether the C tail scores take these operands: 1-d or 2-d float64 arrays of one shape
+    (any strides) and a boolean mask of that shape."""
+    return (
+        type(x) is np.ndarray
+        and type(lam) is np.ndarray
+        and type(phi) is np.ndarray
+        and type(where) is np.ndarray
+        and x.dtype == lam.dtype == phi.dtype == np.float64
+        and where.dtype == np.bool_
+        and 1 <= x.ndim <= 2
+        and x.shape == lam.shape == phi.shape == where.shape
+    )
 
 
 def _same_shape_floats(

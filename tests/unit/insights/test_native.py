@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import special
 
 from insights import (
     CloudTrailEvent,
@@ -26,6 +28,7 @@ from insights import (
 from insights.attribution import AttributionTable, Interner
 from insights.baselines import N_SLOTS, BaselineTable, StreamExposure
 from insights.events import event_seconds
+from insights.stats import nb_tail_score
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
 from tests.factory import T0, background, burst, iso, make_event
@@ -388,8 +391,8 @@ def _closing_steps(seed: int, big: bool) -> list[bytes]:
         scores = rng.random((rows.shape[0], 3)) * 8.0
         guarded = np.asarray(rng.random(rows.shape[0]) < 0.2)
         table.learn_minutes(scored, rows, counts, scores, guarded)
-        for s, weight in zip(streams, scored.item_decay.tolist(), strict=False):
-            exposures[s].add_minute(minute, weight)
+        for s in streams:  # scoring accounted the minute in each stream's exposure
+            out.append(np.float64(exposures[s].total).tobytes() + exposures[s].slots.tobytes())
     out += [array.tobytes() for array in table.arrays().values()]
     return out
 
@@ -511,3 +514,56 @@ def test_buffer_merge_rejects_what_it_cannot_read() -> None:
     BUILT.merge_buffers(table.ids, table.weights, [good], {0: 2.0}, fresh.id)
     assert table.weights[0, :, 0].tolist() == [6.0, 6.0, 6.0]
     assert fresh.values() == ["", "arn:a", "cli"]  # interned in text order
+
+
+# ------------------------------------------------------------------ tail scores
+special_values = st.sampled_from([0.0, -0.0, 1.0, -3.0, 1e-300, 1e300, np.inf, -np.inf, np.nan])
+
+
+@given(
+    st.integers(min_value=0, max_value=2**32),
+    st.integers(min_value=1, max_value=30),
+    st.lists(special_values, max_size=6),
+)
+def test_tail_scores_are_bit_identical_with_and_without_the_accelerator(
+    seed: int, n: int, odd: list[float]
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = np.floor(rng.random((n, 3)) * 10.0 ** rng.integers(0, 4, (n, 3)))
+    lam = rng.random((n, 3)) * 10.0 ** rng.integers(-3, 3, (n, 3))
+    phi = np.where(rng.random((n, 3)) < 0.3, 1.0, 1.0 + rng.random((n, 3)) * 40.0)
+    x[0, 0], phi[0, 0] = 3.0, 1.0 + 1e-6  # the largest dispersion still scored as Poisson
+    for value in odd:  # NaN, infinities, zeros and negatives somewhere in the operands
+        operand = (x, lam, phi)[int(rng.integers(0, 3))]
+        operand[int(rng.integers(0, n)), int(rng.integers(0, 3))] = value
+    where = rng.random((n, 3)) < 0.7
+    # the engine's layout: (rows, scales) views of (scales, rows) planes
+    planes = np.ascontiguousarray(np.stack([x.T, lam.T, phi.T]))
+    cases = [(x, lam, phi, where), (planes[0].T, planes[1].T, planes[2].T, where)]
+    cases.append((x[:, 0], lam[:, 0], phi[:, 0], np.ascontiguousarray(where[:, 0])))
+    for operands in cases:
+        fast, pure = both(partial(_score_bytes, *operands))
+        assert fast == pure
+
+
+def _score_bytes(x: np.ndarray, lam: np.ndarray, phi: np.ndarray, where: np.ndarray) -> bytes:
+    return nb_tail_score(x, lam, phi, where=where).tobytes()
+
+
+def test_tail_scores_reject_what_they_cannot_read() -> None:
+    assert BUILT is not None
+    x = np.ones((2, 3))
+    mask = np.ones((2, 3), dtype=bool)
+    work = np.empty((6, 6))
+    funcs = (special.gammainc, special.betainc, np.log10)
+    with pytest.raises(ValueError, match="differ in shape"):
+        BUILT.tail_scores(x, x, np.ones((3, 2)), mask, np.empty(6), work, *funcs)
+    with pytest.raises(TypeError, match="where"):
+        BUILT.tail_scores(x, x, x, x, np.empty(6), work, *funcs)
+    with pytest.raises(TypeError, match="work"):
+        BUILT.tail_scores(x, x, x, mask, np.empty(6), np.empty(5), *funcs)
+    with pytest.raises(TypeError, match="expected tail_scores"):
+        BUILT.tail_scores(x, x, x, mask)  # type: ignore[call-arg]
+    out = np.full(6, 7.0)
+    BUILT.tail_scores(x * 5.0, x, x, mask, out, work, *funcs)
+    assert out.round(2).tolist() == [2.44] * 6  # P(Poisson(1) >= 5), as the doctest says

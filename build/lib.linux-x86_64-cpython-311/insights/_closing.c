@@ -1,0 +1,619 @@
+/*
+ * A closing step of the baselines in C: BaselineTable.score_minutes and learn_minutes
+ * (insights/baselines.py, which stays the reference).
+ *
+ * A closing step scores a few rows (keys) of each stream whose minute just closed. On quiet
+ * streams a step holds a handful of rows, and the ~100 numpy calls of the pure-Python step cost
+ * far more than the arithmetic. Here the step is two calls. The arithmetic is numpy's, in
+ * numpy's order: IEEE operations on doubles and floats (built without FMA contraction), row
+ * sums in numpy's pairwise order, NaN-propagating minimum and maximum, and every power of two
+ * computed by numpy's own exp2 in one call per step (its result can depend on the CPU's vector
+ * unit). So both paths give the same bits; tests/unit/insights/test_native.py compares them.
+ *
+ *   score_minutes(table, rows, counts, item, exposures, minutes, min_excess, exp2, scratch,
+ *                 planes, needed) -> None   (then accounts each exposure's minute)
+ *   learn_minutes(table, rows, counts, scores, guarded, minute, planes) -> None
+ */
+#include "_native.h"
+
+#include <math.h>
+#include <string.h>
+
+/* As in insights/baselines.py. */
+#define N_SLOTS 48
+#define N_SCALES 3
+#define N_LONG (N_SCALES - 1)
+#define N_DAYTYPES 2
+static const long long scale_minutes[N_SCALES] = {1, 10, 60};
+#define PRIOR_COUNT 0.5
+#define PRIOR_MINUTES 60.0
+#define SLOT_PRIOR_MINUTES 120.0
+#define MAX_PHI 1e4
+#define SUSPECT_SCORE 4.0
+#define SUSPECT_WEIGHT 0.25
+/* Planes of the output (baselines._P_*): one row of n values each. */
+enum { P_DECAY = 0, P_MU = 1, P_MEAN = 2, P_PHI = 3, P_WINDOW = 6, P_LAM = 9, P_SCORE_PHI = 12,
+       P_PEAK0 = 15, N_PLANES = 16 };
+
+/* ------------------------------------------------------------------ numpy's arithmetic */
+static inline double
+np_max(double a, double b)
+{
+    return (a >= b || isnan(a)) ? a : b;
+}
+
+static inline double
+np_min(double a, double b)
+{
+    return (a <= b || isnan(a)) ? a : b;
+}
+
+/* numpy's pairwise sum of 48 contiguous doubles (eight accumulators, then a tree). */
+static double
+pairwise48(const double *a)
+{
+    double r[8];
+    for (int j = 0; j < 8; j++) {
+        r[j] = a[j];
+    }
+    for (int i = 8; i < N_SLOTS; i += 8) {
+        for (int j = 0; j < 8; j++) {
+            r[j] += a[i + j];
+        }
+    }
+    return ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+}
+
+static inline long long
+floor_div(long long a, long long b)
+{
+    long long q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static inline long long
+floor_mod(long long a, long long b)
+{
+    return a - floor_div(a, b) * b;
+}
+
+static inline int
+daytype_of(long long minute)
+{
+    return floor_mod(floor_div(minute, 1440) + 3, 7) >= 5;
+}
+
+static inline int
+slot_of(long long minute)
+{
+    return daytype_of(minute) * 24 + (int)floor_mod(floor_div(minute, 60), 24);
+}
+
+/* ------------------------------------------------------------------ buffers */
+int
+native_get_array(PyObject *obj, Py_buffer *view, const char *what, const char *formats,
+                 Py_ssize_t itemsize, Py_ssize_t count, int writable)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        return -1;
+    }
+    int format_ok = 0;
+    for (const char *f = formats; *f != '\0' && view->format != NULL; f += strlen(f) + 1) {
+        format_ok |= strcmp(view->format, f) == 0;
+    }
+    if (!format_ok || view->itemsize != itemsize || (count >= 0 && view->len != count * itemsize)) {
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        if (count >= 0) {
+            PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous array of %zd items of '%s'",
+                         what, count, formats);
+        } else {
+            PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous array of '%s'", what,
+                         formats);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+void
+native_release_all(Py_buffer *views, int count)
+{
+    for (int i = 0; i < count; i++) {
+        if (views[i].obj != NULL) {
+            PyBuffer_Release(&views[i]);
+            views[i].obj = NULL;
+        }
+    }
+}
+
+#define get_array native_get_array
+#define release_all native_release_all
+
+/* The arrays of a BaselineTable, its used size and half-lives. */
+enum { T_COUNTS, T_SQ, T_PART, T_PART_RAW, T_LAST, T_PEAK_VAL, T_PEAK_MIN, T_COUNT };
+
+typedef struct {
+    Py_buffer view[T_COUNT];
+    float *counts, *part, *part_raw, *peak_val;
+    double *sq;
+    long long *last, *peak_min;
+    Py_ssize_t size;
+    double half_life, peak_half_life;
+} Table;
+
+static int
+attr_double(PyObject *obj, const char *name, double *out)
+{
+    PyObject *value = PyObject_GetAttrString(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    *out = PyFloat_AsDouble(value);
+    Py_DECREF(value);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+attr_long(PyObject *obj, const char *name, long long *out)
+{
+    PyObject *value = PyObject_GetAttrString(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    *out = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+open_table(PyObject *obj, Table *t)
+{
+    static const struct {
+        const char *name, *formats;
+        Py_ssize_t itemsize, per_row;
+    } spec[T_COUNT] = {
+        [T_COUNTS] = {"counts", F32, 4, N_SLOTS},
+        [T_SQ] = {"sq", F64, 8, N_SCALES},
+        [T_PART] = {"part", F32, 4, N_LONG},
+        [T_PART_RAW] = {"part_raw", F32, 4, N_LONG},
+        [T_LAST] = {"last_minute", I64, 8, 1},
+        [T_PEAK_VAL] = {"peak_val", F32, 4, N_SCALES * N_DAYTYPES},
+        [T_PEAK_MIN] = {"peak_min", I64, 8, N_SCALES * N_DAYTYPES},
+    };
+    memset(t, 0, sizeof(*t));
+    long long size;
+    if (attr_long(obj, "size", &size) < 0 || attr_double(obj, "half_life", &t->half_life) < 0 ||
+        attr_double(obj, "peak_half_life", &t->peak_half_life) < 0) {
+        return -1;
+    }
+    Py_ssize_t capacity = -1;
+    for (int a = 0; a < T_COUNT; a++) {
+        PyObject *array = PyObject_GetAttrString(obj, spec[a].name);
+        if (array == NULL) {
+            return -1;
+        }
+        int got = get_array(array, &t->view[a], spec[a].name, spec[a].formats, spec[a].itemsize,
+                            -1, 1);
+        Py_DECREF(array);
+        if (got < 0) {
+            return -1;
+        }
+        Py_ssize_t rows = t->view[a].len / (spec[a].itemsize * spec[a].per_row);
+        if (rows * spec[a].itemsize * spec[a].per_row != t->view[a].len ||
+            (capacity >= 0 && rows != capacity)) {
+            PyErr_Format(PyExc_ValueError, "table array %s has the wrong shape", spec[a].name);
+            return -1;
+        }
+        capacity = rows;
+    }
+    if (size < 0 || size > capacity) {
+        PyErr_SetString(PyExc_ValueError, "table size beyond its capacity");
+        return -1;
+    }
+    t->size = (Py_ssize_t)size;
+    t->counts = t->view[T_COUNTS].buf;
+    t->sq = t->view[T_SQ].buf;
+    t->part = t->view[T_PART].buf;
+    t->part_raw = t->view[T_PART_RAW].buf;
+    t->last = t->view[T_LAST].buf;
+    t->peak_val = t->view[T_PEAK_VAL].buf;
+    t->peak_min = t->view[T_PEAK_MIN].buf;
+    return 0;
+}
+
+/* Every row in [0, size) and every item in [0, items). */
+static int
+check_rows(const Table *t, const long long *rows, const long long *item, Py_ssize_t n,
+           Py_ssize_t items)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (rows[i] < 0 || rows[i] >= t->size || (item != NULL && (item[i] < 0 || item[i] >= items))) {
+            PyErr_SetString(PyExc_IndexError, "row or item out of range");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static inline Py_ssize_t
+peak_cell(long long row, int scale, int daytype)
+{
+    return ((Py_ssize_t)row * N_SCALES + scale) * N_DAYTYPES + daytype;
+}
+
+/* ------------------------------------------------------------------ score_minutes */
+/* One stream-minute of the step: its clock and its stream's exposure before the minute. */
+typedef struct {
+    long long minute, ref;
+    double total, decay;
+    double slots[N_SLOTS];
+} Item;
+
+/* A 10/60-minute bucket of a row that ended before the row's minute. */
+typedef struct {
+    Py_ssize_t i;
+    int part;
+    long long end;
+    double weight, peak_decay; /* exponents first, then numpy's exp2 of them */
+} Flush;
+
+static int
+read_items(PyObject *exposures, PyObject *minutes, Item *items, Py_ssize_t count,
+           double *half_life)
+{
+    for (Py_ssize_t j = 0; j < count; j++) {
+        PyObject *exposure = PySequence_Fast_GET_ITEM(exposures, j);
+        Item *it = &items[j];
+        it->minute = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(minutes, j));
+        if ((it->minute == -1 && PyErr_Occurred()) ||
+            attr_long(exposure, "ref_minute", &it->ref) < 0 ||
+            attr_double(exposure, "total", &it->total) < 0 ||
+            (j == 0 && attr_double(exposure, "half_life", half_life) < 0)) {
+            return -1;
+        }
+        PyObject *slots = PyObject_GetAttrString(exposure, "slots");
+        if (slots == NULL) {
+            return -1;
+        }
+        Py_buffer view;
+        int got = get_array(slots, &view, "exposure slots", F64, 8, N_SLOTS, 0);
+        Py_DECREF(slots);
+        if (got < 0) {
+            return -1;
+        }
+        memcpy(it->slots, view.buf, sizeof(it->slots));
+        PyBuffer_Release(&view);
+    }
+    return 0;
+}
+
+/* StreamExposure.add_minute(minute, weight) for one item, after the step has read it. */
+static int
+account_minute(PyObject *exposure, long long minute, double first)
+{
+    double half_life, total;
+    if (attr_double(exposure, "half_life", &half_life) < 0 ||
+        attr_double(exposure, "total", &total) < 0) {
+        return -1;
+    }
+    PyObject *slots = PyObject_GetAttrString(exposure, "slots");
+    if (slots == NULL) {
+        return -1;
+    }
+    Py_buffer view;
+    int got = get_array(slots, &view, "exposure slots", F64, 8, N_SLOTS, 1);
+    Py_DECREF(slots);
+    if (got < 0) {
+        return -1;
+    }
+    /* as Python computes it: ratio ** 1 is pow(ratio, 1.0) */
+    double ratio = pow(2.0, 1.0 / half_life);
+    double weight = first * (pow(ratio, 1.0) - 1.0) / (ratio - 1.0);
+    double *cells = view.buf;
+    int slot = slot_of(minute);
+    cells[slot] = cells[slot] + weight;
+    PyBuffer_Release(&view);
+    PyObject *value = PyFloat_FromDouble(total + weight);
+    if (value == NULL) {
+        return -1;
+    }
+    int set = PyObject_SetAttrString(exposure, "total", value);
+    Py_DECREF(value);
+    return set;
+}
+
+/* Powers of two of ``count`` exponents in ``scratch``, in place, by numpy's exp2. */
+static int
+numpy_exp2(PyObject *exp2, PyObject *scratch, Py_ssize_t count)
+{
+    if (count == 0) {
+        return 0;
+    }
+    PyObject *view = PySequence_GetSlice(scratch, 0, count);
+    if (view == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(exp2, view, view, NULL);
+    Py_DECREF(view);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
+/* The buckets of rows that closed (BaselineTable.flush_buckets' selection), with exponents. */
+static Py_ssize_t
+find_flushes(const Table *t, const long long *rows, const long long *item, const Item *items,
+             Py_ssize_t n, Flush *flushes)
+{
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long last = t->last[rows[i]];
+        const Item *it = &items[item[i]];
+        for (int p = 0; p < N_LONG && last >= 0; p++) {
+            long long length = scale_minutes[p + 1];
+            long long bucket = floor_div(last, length);
+            if (bucket == floor_div(it->minute, length)) {
+                continue;
+            }
+            Flush *f = &flushes[count++];
+            f->i = i;
+            f->part = p;
+            f->end = (bucket + 1) * length - 1;
+            f->weight = (double)(f->end - it->ref) / t->half_life;
+            long long age = f->end - t->peak_min[peak_cell(rows[i], p + 1, daytype_of(f->end))];
+            f->peak_decay = (double)(-(age > 0 ? age : 0)) / t->peak_half_life;
+        }
+    }
+    return count;
+}
+
+static void
+apply_flushes(Table *t, const long long *rows, const Flush *flushes, Py_ssize_t count)
+{
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const Flush *f = &flushes[k];
+        long long row = rows[f->i];
+        Py_ssize_t cell = (Py_ssize_t)row * N_LONG + f->part;
+        double value = (double)t->part[cell];
+        double raw = (double)t->part_raw[cell];
+        t->sq[row * N_SCALES + f->part + 1] += value * value * f->weight;
+        Py_ssize_t peak = peak_cell(row, f->part + 1, daytype_of(f->end));
+        if (raw >= (double)t->peak_val[peak] * f->peak_decay) {
+            t->peak_val[peak] = (float)raw;
+            t->peak_min[peak] = f->end;
+        }
+        t->part[cell] = 0.0f;
+        t->part_raw[cell] = 0.0f;
+    }
+}
+
+/* BaselineTable.expect, window_counts and the scales to score, for row i. */
+static void
+score_row(const Table *t, long long row, double count, const Item *it, double min_excess,
+          double *planes, Py_ssize_t n, Py_ssize_t i, char *needed)
+{
+#define PLANE(p) planes[(Py_ssize_t)(p) * n + i]
+    double now = it->decay;
+    double counts[N_SLOTS], weighted[N_SLOTS];
+    for (int s = 0; s < N_SLOTS; s++) {
+        counts[s] = (double)t->counts[row * N_SLOTS + s];
+    }
+    double total = pairwise48(counts);
+    double mean = (total + PRIOR_COUNT * now) / (it->total + PRIOR_MINUTES * now);
+    int slot = slot_of(it->minute);
+    double mu = (counts[slot] + SLOT_PRIOR_MINUTES * now * mean) /
+                (it->slots[slot] + SLOT_PRIOR_MINUTES * now);
+    for (int s = 0; s < N_SLOTS; s++) {
+        double inv = it->slots[s] > 0 ? 1.0 / it->slots[s] : 0.0;
+        weighted[s] = counts[s] * counts[s] * inv;
+    }
+    double between = pairwise48(weighted);
+    double phi[N_SCALES];
+    for (int s = 0; s < N_SCALES; s++) {
+        double scale = (double)scale_minutes[s];
+        double buckets = np_max(np_max(it->total, 1.0) / scale, 1.0);
+        double within = np_max(t->sq[row * N_SCALES + s] - between * scale, 0.0);
+        phi[s] = (within / buckets) / np_max(scale * mean, 1e-9);
+        phi[s] = np_min(np_max(phi[s], 1.0), MAX_PHI);
+    }
+    long long last = t->last[row];
+    PLANE(P_DECAY) = now;
+    PLANE(P_MU) = mu;
+    PLANE(P_MEAN) = mean;
+    for (int s = 0; s < N_SCALES; s++) {
+        long long length = scale_minutes[s];
+        double window = count;
+        if (s > 0) {
+            int same = last >= 0 && floor_div(last, length) == floor_div(it->minute, length);
+            window = (same ? (double)t->part[row * N_LONG + s - 1] : 0.0) + count;
+        }
+        double elapsed = (double)floor_mod(it->minute, length) + 1.0;
+        double lam = mu * elapsed;
+        PLANE(P_PHI + s) = phi[s];
+        PLANE(P_WINDOW + s) = window;
+        PLANE(P_LAM + s) = lam;
+        PLANE(P_SCORE_PHI + s) = elapsed < (double)length ? np_max(phi[s], phi[0]) : phi[s];
+        needed[i * N_SCALES + s] = s == 0 || window - floor(lam) >= min_excess;
+    }
+#undef PLANE
+}
+
+enum { A_ROWS, A_COUNTS, A_ITEM, A_SCRATCH, A_PLANES, A_NEEDED, A_COUNT };
+
+PyObject *
+native_score_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 11) {
+        return native_usage_error("score_minutes(table, rows, counts, item, exposures, minutes, "
+                                  "min_excess, exp2, scratch, planes, needed)");
+    }
+    Table t;
+    memset(&t, 0, sizeof(t));
+    Py_buffer view[A_COUNT] = {{0}};
+    PyObject *exposures = NULL, *minutes = NULL, *result = NULL;
+    Item *items = NULL;
+    Flush *flushes = NULL;
+    double min_excess = PyFloat_AsDouble(args[6]);
+    if ((min_excess == -1.0 && PyErr_Occurred()) || open_table(args[0], &t) < 0) {
+        goto done;
+    }
+    exposures = PySequence_Fast(args[4], "exposures must be a sequence");
+    minutes = exposures == NULL ? NULL : PySequence_Fast(args[5], "minutes must be a sequence");
+    if (minutes == NULL) {
+        goto done;
+    }
+    Py_ssize_t n_items = PySequence_Fast_GET_SIZE(exposures);
+    if (PySequence_Fast_GET_SIZE(minutes) != n_items || n_items == 0) {
+        PyErr_SetString(PyExc_ValueError, "one minute per exposure, at least one");
+        goto done;
+    }
+    if (get_array(args[1], &view[A_ROWS], "rows", I64, 8, -1, 0) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = view[A_ROWS].len / 8;
+    if (get_array(args[2], &view[A_COUNTS], "counts", F64, 8, n, 0) < 0 ||
+        get_array(args[3], &view[A_ITEM], "item", I64, 8, n, 0) < 0 ||
+        get_array(args[8], &view[A_SCRATCH], "scratch", F64, 8, -1, 1) < 0 ||
+        get_array(args[9], &view[A_PLANES], "planes", F64, 8, N_PLANES * n, 1) < 0 ||
+        get_array(args[10], &view[A_NEEDED], "needed", BOOL, 1, N_SCALES * n, 1) < 0) {
+        goto done;
+    }
+    const long long *rows = view[A_ROWS].buf, *item = view[A_ITEM].buf;
+    const double *counts = view[A_COUNTS].buf;
+    double *scratch = view[A_SCRATCH].buf;
+    if (view[A_SCRATCH].len / 8 < n_items + 5 * n) {
+        PyErr_SetString(PyExc_ValueError, "scratch holds fewer than items + 5 * rows values");
+        goto done;
+    }
+    if (check_rows(&t, rows, item, n, n_items) < 0) {
+        goto done;
+    }
+    items = PyMem_Malloc(sizeof(Item) * (size_t)n_items);
+    flushes = PyMem_Malloc(sizeof(Flush) * (size_t)(N_LONG * n + 1));
+    if (items == NULL || flushes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double half_life = 1.0;
+    if (read_items(exposures, minutes, items, n_items, &half_life) < 0) {
+        goto done;
+    }
+    /* every exponent of the step, in one numpy call: minute decay per item, then the closed
+     * buckets' weights and peak decays, then the minute-scale peak decay per row */
+    Py_ssize_t n_flush = find_flushes(&t, rows, item, items, n, flushes);
+    Py_ssize_t k = 0;
+    for (Py_ssize_t j = 0; j < n_items; j++) {
+        scratch[k++] = (double)(items[j].minute - items[j].ref) / half_life;
+    }
+    for (Py_ssize_t f = 0; f < n_flush; f++) {
+        scratch[k++] = flushes[f].weight;
+        scratch[k++] = flushes[f].peak_decay;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long minute = items[item[i]].minute;
+        long long age = minute - t.peak_min[peak_cell(rows[i], 0, daytype_of(minute))];
+        scratch[k++] = (double)(-(age > 0 ? age : 0)) / t.peak_half_life;
+    }
+    if (numpy_exp2(args[7], args[8], k) < 0) {
+        goto done;
+    }
+    k = 0;
+    for (Py_ssize_t j = 0; j < n_items; j++) {
+        items[j].decay = scratch[k++];
+    }
+    for (Py_ssize_t j = 0; j < n_items; j++) {
+        if (account_minute(PySequence_Fast_GET_ITEM(exposures, j), items[j].minute,
+                           items[j].decay) < 0) {
+            goto done;
+        }
+    }
+    for (Py_ssize_t f = 0; f < n_flush; f++) {
+        flushes[f].weight = scratch[k++];
+        flushes[f].peak_decay = scratch[k++];
+    }
+    apply_flushes(&t, rows, flushes, n_flush);
+    double *planes = view[A_PLANES].buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        score_row(&t, rows[i], counts[i], &items[item[i]], min_excess, planes, n, i,
+                  view[A_NEEDED].buf);
+        planes[(Py_ssize_t)P_PEAK0 * n + i] = scratch[k++];
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(items);
+    PyMem_Free(flushes);
+    Py_XDECREF(exposures);
+    Py_XDECREF(minutes);
+    release_all(view, A_COUNT);
+    release_all(t.view, T_COUNT);
+    return result;
+}
+
+/* ------------------------------------------------------------------ learn_minutes */
+enum { L_ROWS, L_COUNTS, L_SCORES, L_GUARDED, L_MINUTE, L_PLANES, L_COUNT };
+
+PyObject *
+native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 7) {
+        return native_usage_error(
+            "learn_minutes(table, rows, counts, scores, guarded, minute, planes)");
+    }
+    Table t;
+    memset(&t, 0, sizeof(t));
+    Py_buffer view[L_COUNT] = {{0}};
+    PyObject *result = NULL;
+    if (open_table(args[0], &t) < 0 || get_array(args[1], &view[L_ROWS], "rows", I64, 8, -1, 0) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = view[L_ROWS].len / 8;
+    if (get_array(args[2], &view[L_COUNTS], "counts", F64, 8, n, 0) < 0 ||
+        get_array(args[3], &view[L_SCORES], "scores", F64, 8, N_SCALES * n, 0) < 0 ||
+        get_array(args[4], &view[L_GUARDED], "guarded", BOOL, 1, n, 0) < 0 ||
+        get_array(args[5], &view[L_MINUTE], "minute", I64, 8, n, 0) < 0 ||
+        get_array(args[6], &view[L_PLANES], "planes", F64, 8, N_PLANES * n, 0) < 0) {
+        goto done;
+    }
+    const long long *rows = view[L_ROWS].buf, *minutes = view[L_MINUTE].buf;
+    const double *counts = view[L_COUNTS].buf, *scores = view[L_SCORES].buf;
+    const double *planes = view[L_PLANES].buf;
+    const char *guarded = view[L_GUARDED].buf;
+    if (check_rows(&t, rows, NULL, n, 0) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long row = rows[i], minute = minutes[i];
+        double count = counts[i];
+        double mu = planes[P_MU * n + i], phi = planes[P_PHI * n + i];
+        double now = planes[P_DECAY * n + i];
+        double cap = ceil(mu + 3.0 * sqrt(phi * mu));
+        double clipped = np_min(count, cap);
+        double learn = scores[i * N_SCALES] >= SUSPECT_SCORE
+                           ? clipped + SUSPECT_WEIGHT * (count - clipped)
+                           : count;
+        if (guarded[i]) {
+            learn = clipped;
+        }
+        Py_ssize_t slot = (Py_ssize_t)row * N_SLOTS + slot_of(minute);
+        t.counts[slot] = t.counts[slot] + (float)(learn * now);
+        t.sq[row * N_SCALES] += learn * learn * now;
+        for (int p = 0; p < N_LONG; p++) {
+            t.part[row * N_LONG + p] = t.part[row * N_LONG + p] + (float)learn;
+            t.part_raw[row * N_LONG + p] = t.part_raw[row * N_LONG + p] + (float)count;
+        }
+        Py_ssize_t peak = peak_cell(row, 0, daytype_of(minute));
+        if (count >= (double)t.peak_val[peak] * planes[P_PEAK0 * n + i]) {
+            t.peak_val[peak] = (float)count;
+            t.peak_min[peak] = minute;
+        }
+        t.last[row] = minute;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    release_all(view, L_COUNT);
+    release_all(t.view, T_COUNT);
+    return result;
+}

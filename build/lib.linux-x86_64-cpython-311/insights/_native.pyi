@@ -1,0 +1,69 @@
+from collections.abc import Callable, Sequence
+from typing import Any
+
+def decode_fast(
+    decode: Callable[[bytes], object],
+    messages: list[Any],
+    start: int,
+    max_bytes: int,
+    out: list[Any],
+) -> tuple[int, object | None]: ...
+def accept_complete(records: list[Any], start: int, out: list[Any]) -> int: ...
+def scan(
+    events: list[Any],
+    streams: dict[Any, Any],
+    jump: int,
+    lateness: int,
+    accept: Callable[..., object],
+    schedule: Callable[..., object],
+    slow: Callable[..., object],
+) -> tuple[int, int]: ...
+def merge_minute(
+    ids: object,
+    weights: object,
+    rows: Sequence[int],
+    ranks: Sequence[Sequence[int]],
+    weighted: Sequence[float],
+    value_ids: Sequence[int] | None,
+) -> None: ...
+def merge_buffers(
+    ids: object,
+    weights: object,
+    buffers: Sequence[Any],
+    row_weights: dict[int, float],
+    intern: Callable[[str], int],
+) -> None: ...
+def tail_scores(
+    x: object,
+    lam: object,
+    phi: object,
+    where: object,
+    out: object,
+    work: object,
+    gammainc: Callable[..., object],
+    betainc: Callable[..., object],
+    log10: Callable[..., object],
+) -> None: ...
+def score_minutes(
+    table: object,
+    rows: object,
+    counts: object,
+    item: object,
+    exposures: Sequence[Any],
+    minutes: Sequence[int],
+    min_excess: float,
+    exp2: Callable[..., object],
+    scratch: object,
+    planes: object,
+    needed: object,
+) -> None: ...
+def learn_minutes(
+    table: object,
+    rows: object,
+    counts: object,
+    scores: object,
+    guarded: object,
+    minute: object,
+    planes: object,
+) -> None: ...
+def strict_seconds(text: object) -> int: ...

@@ -1,0 +1,138 @@
+"""Start and End rules of an insight (hysteresis), on top of the baseline's expectation.
+
+Start (per key, per closed minute, vectorized over the keys active in it): at some scale
+``w`` in (1, 10, 60) minutes, the count of the current bucket so far, ``S``, satisfies all of
+
+* ``score = -log10 P(X >= S) >= start_score``, ``X ~ NB(mean=mu*n, var=phi_w*mu*n)``, where
+  ``n`` is the number of minutes of the bucket elapsed, ``mu`` the seasonal expected rate;
+* ``S - floor(mu*n) >= min_excess`` (one stray call on a silent API is never an insight);
+* ``S > peak_factor * peak_w``, the decayed recent peak of whole buckets at that scale and day
+  type (hourly jobs and deploy bursts set the bar they have to clear).
+
+End (per open insight, every closed minute): the rate is back to baseline, meaning
+``end_quiet_minutes`` consecutive minutes within the baseline's 2-sigma band and, for insights
+started at the 10/60-minute scales, an exponentially weighted rate (half-life ``w/2``) back in
+its band as well; or the insight reached ``max_insight_minutes``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from insights.attribution import ATTRIBUTES, InsightAttribution
+from insights.config import Thresholds
+from insights.records import AttributionEntry, InsightKey
+
+__all__ = ["OpenInsight", "StartDecision", "start_decisions"]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class StartDecision:
+    """Rows that start an insight now, with the winning scale and its score."""
+
+    mask: BoolArray
+    scale_index: IntArray
+    score: FloatArray
+
+
+def start_decisions(
+    scores: FloatArray,
+    window: FloatArray,
+    expected: FloatArray,
+    peaks: FloatArray,
+    eligible: BoolArray,
+    thresholds: Thresholds,
+) -> StartDecision:
+    """Apply the Start rule to ``(rows, scales)`` arrays.
+
+    Examples:
+        >>> import numpy as np
+        >>> from insights.config import Thresholds
+        >>> t = Thresholds(start_score=7, min_excess=5, peak_factor=1.2)
+        >>> d = start_decisions(np.array([[9.0, 2, 1], [9.0, 2, 1]]),
+        ...     np.array([[20.0, 20, 20], [4.0, 4, 4]]), np.array([[1.0, 5, 30]] * 2),
+        ...     np.zeros((2, 3)), np.array([True, True]), t)
+        >>> d.mask.tolist(), d.scale_index.tolist()
+        ([True, False], [0, 0])
+    """
+    passing = (
+        (scores >= thresholds.start_score)
+        & (window - np.floor(expected) >= thresholds.min_excess)
+        & (window > thresholds.peak_factor * peaks)
+        & eligible[:, None]
+    )
+    masked = np.where(passing, scores, -1.0)
+    best = masked.argmax(axis=1)
+    score = masked[np.arange(masked.shape[0]), best]
+    mask: BoolArray = np.asarray(passing.any(axis=1), dtype=bool)
+    return StartDecision(mask=mask, scale_index=best, score=score)
+
+
+def upper_band(mu: float, phi: float, minutes: float = 1.0) -> float:
+    """Two-sigma upper band of a rate averaged over ``minutes`` minutes."""
+    return mu + 2.0 * math.sqrt(phi * mu / minutes)
+
+
+@dataclass(slots=True)
+class OpenInsight:
+    """An insight between its Start and its End."""
+
+    key: InsightKey
+    row: int
+    start_minute: int
+    scale: int
+    score: float
+    baseline_average: float
+    baseline_duration: int
+    baseline_attributions: tuple[tuple[tuple[str, float], ...], ...]
+    counts: list[int] = field(default_factory=list)
+    attribution: InsightAttribution = field(default_factory=InsightAttribution)
+    last_above: int = -1
+    quiet_run: int = 0
+    ew_rate: float = 0.0
+    end_quiet_needed: int = 3
+
+    def observe(self, minute: int, count: int, mu: float, phi1: float, phi_w: float) -> bool:
+        """Account one closed minute; return True when the insight should end."""
+        self.counts.append(count)
+        if count > mu:
+            self.last_above = minute
+        self.quiet_run = self.quiet_run + 1 if count <= upper_band(mu, phi1) else 0
+        half_life = max(1.0, self.scale / 2.0)
+        alpha = 1.0 - 2.0 ** (-1.0 / half_life)
+        self.ew_rate += alpha * (count - self.ew_rate)
+        if self.quiet_run < self.end_quiet_needed:
+            return False
+        if self.scale == 1:
+            return True
+        n_eff = (2.0 - alpha) / alpha
+        return self.ew_rate <= upper_band(mu, phi_w, n_eff)
+
+    @property
+    def end_minute(self) -> int:
+        """End of the unusual activity: after the last minute above the expectation."""
+        return max(self.last_above + 1, self.start_minute + 1)
+
+    def insight_average(self, until: int) -> float:
+        """Mean count per minute from the start to ``until`` (exclusive)."""
+        minutes = max(until - self.start_minute, 1)
+        return sum(self.counts[:minutes]) / minutes
+
+    def attributions(self, minutes: int) -> tuple[AttributionEntry, ...]:
+        """Attribution entries: insight side now, baseline side as it was at Start."""
+        return tuple(
+            AttributionEntry(
+                attribute=name,
+                insight=tuple(self.attribution.top(index, minutes)),
+                baseline=self.baseline_attributions[index],
+            )
+            for index, name in enumerate(ATTRIBUTES)
+        )

@@ -1,0 +1,782 @@
+"""The insight engine: CloudTrail events in, Insight records out.
+
+Time comes only from the events. ``process`` is the hot path (a few dictionary operations per
+event); all statistics run once per closed stream-minute, vectorized over the keys active in it
+(see :mod:`insights.baselines` and :mod:`insights.detectors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from insights import native
+from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
+from insights.baselines import SCALES, BaselineTable, Expectation, RowClock, StreamExposure
+from insights.config import EngineConfig
+from insights.detectors import OpenInsight, start_decisions
+from insights.events import CloudTrailEvent, RejectReason, is_read_only
+from insights.records import InsightKey, InsightRecord
+from insights.stats import nb_tail_score
+from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_epoch_seconds
+from insights.windows import DedupeWindow, MinuteBuffer, StreamState
+
+__all__ = ["EngineStats", "InsightEngine", "KeyRate"]
+
+logger = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+KeyTuple = tuple[str, str, str, str, str, str]
+RouteKey = tuple[object, ...]
+
+_CALL: Final = "ApiCallRateInsight"
+_ERROR: Final = "ApiErrorRateInsight"
+_API_EVENT_TYPES = frozenset({None, "AwsApiCall"})
+#: Minutes of closed per-minute detail kept for attributing an insight's first minutes.
+_LOOKBACK = max(SCALES) + 1
+#: Events between two vectorized closing steps inside one ``process_many`` call.
+DRAIN_EVERY = 4096
+#: Bound of the cache of event shapes -> keys (cleared when full).
+_MAX_ROUTES = 1 << 20
+#: Empty minutes are accounted in pieces of at most this many half-lives (keeps weights finite).
+_GAP_PIECE_HALF_LIVES = 20
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters of what the engine did with its input."""
+
+    events: int = 0
+    analysed: int = 0
+    not_analysed: int = 0
+    duplicates: int = 0
+    """Analysed events whose ``eventID`` was seen before (read-only calls without an error
+    code count for no key, so they are never de-duplicated and their ids are not kept)."""
+    late: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    insights_started: Counter[str] = field(default_factory=Counter)
+    insights_ended: Counter[str] = field(default_factory=Counter)
+
+    def copy(self) -> EngineStats:
+        """An independent copy (to compute what changed since)."""
+        return EngineStats(
+            events=self.events,
+            analysed=self.analysed,
+            not_analysed=self.not_analysed,
+            duplicates=self.duplicates,
+            late=self.late,
+            rejected=Counter(self.rejected),
+            insights_started=Counter(self.insights_started),
+            insights_ended=Counter(self.insights_ended),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain-data view (for summaries and snapshots)."""
+        return {
+            "events": self.events,
+            "analysed": self.analysed,
+            "not_analysed": self.not_analysed,
+            "duplicates": self.duplicates,
+            "late": self.late,
+            "rejected": dict(self.rejected),
+            "insights_started": dict(self.insights_started),
+            "insights_ended": dict(self.insights_ended),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRate:
+    """Current rate and baseline of one key (see :meth:`InsightEngine.rates`)."""
+
+    key: InsightKey
+    rate_per_minute: float
+    baseline_per_minute: float
+    in_insight: bool
+
+
+class InsightEngine:
+    """Detects unusual API call and error rates and emits AWS-format Insight records.
+
+    Examples:
+        >>> from insights.events import decode_message
+        >>> engine = InsightEngine(EngineConfig(warmup_minutes=0))
+        >>> line = (b'{"eventTime": "2024-07-10T01:42:07Z", "eventSource": "iam.amazonaws.com", '
+        ...         b'"eventName": "CreateUser", "awsRegion": "us-east-1", '
+        ...         b'"recipientAccountId": "1", "readOnly": false, "managementEvent": true}')
+        >>> engine.process_many(decode_message(line).events)
+        []
+        >>> engine.stats.analysed
+        1
+    """
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.stats = EngineStats()
+        cfg = self.config
+        self._lateness = cfg.allowed_lateness_seconds
+        self._jump = cfg.max_clock_jump_minutes * 60
+        self._call_categories = cfg.categories_for(_CALL)
+        self._error_categories = cfg.categories_for(_ERROR)
+        self._thresholds = cfg.thresholds  # the config is frozen
+        self._gap_piece = int(_GAP_PIECE_HALF_LIVES * cfg.baseline_half_life_minutes)
+        self._table = BaselineTable(cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes)
+        self._attrs = AttributionTable()
+        self._names = Interner()
+        self._rows: dict[KeyTuple, int] = {}
+        self._keys: list[InsightKey] = []
+        self._row_stream: list[StreamState] = []
+        self._streams: dict[tuple[str, str], StreamState] = {}
+        self._open: dict[int, OpenInsight] = {}
+        self._dedupe = DedupeWindow(cfg.dedupe_window_minutes, cfg.dedupe_max_ids)
+        self._routes: dict[RouteKey, tuple[int, ...]] = {}
+        self._ended: dict[int, int] = {}
+        self._due: dict[tuple[str, str], StreamState] = {}
+        self._undrained = 0
+
+    # ------------------------------------------------------------------ hot path
+    def process(self, event: CloudTrailEvent) -> list[InsightRecord]:
+        """Process one event; return the Insight records it caused (usually none)."""
+        return self.process_many((event,))
+
+    def process_many(
+        self, events: Iterable[CloudTrailEvent], *, drain: bool = True
+    ) -> list[InsightRecord]:
+        """Process events in order; return the Insight records they caused.
+
+        Minutes closed by these events are scored in vectorized steps every
+        :data:`DRAIN_EVERY` events and at the end, so pass events in chunks (hundreds to
+        thousands) rather than one by one for throughput; the insights are the same.
+
+        With ``drain=False`` the step at the end is left out: closed minutes are scored once
+        :data:`DRAIN_EVERY` events have arrived since the last step (counted across calls)
+        or at the next :meth:`drain`. Callers that decode small chunks (whose events are still
+        in the CPU cache when the engine reads them) use it to keep the steps large.
+
+        Read-only calls without an error code (most of CloudTrail's volume) count for no key:
+        they only move their stream's clock, so they skip de-duplication and routing.
+        """
+        if not isinstance(events, list):
+            events = list(events)
+        out: list[InsightRecord] = []
+        begin, total = 0, len(events)
+        while begin < total:
+            end = min(total, begin + DRAIN_EVERY - self._undrained)
+            self._process_slice(events[begin:end])
+            self._undrained += end - begin
+            begin = end
+            if self._undrained >= DRAIN_EVERY:
+                out.extend(self.drain())
+        if drain:
+            out.extend(self.drain())
+        self.stats.events += total
+        return out
+
+    def drain(self) -> list[InsightRecord]:
+        """Score every minute closed so far; return the Insight records that caused."""
+        self._undrained = 0
+        return self._drain() if self._due else []
+
+    def _process_slice(self, events: list[CloudTrailEvent]) -> None:
+        """The per-event loop: in C when :mod:`insights.native` is built (it hands anything but
+        the common case to :meth:`_scan_one`), else :meth:`_scan`."""
+        fast = native.module
+        if fast is None:
+            self._scan(events)
+            return
+        skipped, late = fast.scan(
+            events,
+            self._streams,
+            self._jump,
+            self._lateness,
+            self._accept,
+            self._schedule,
+            self._scan_one,
+        )
+        self.stats.not_analysed += skipped
+        self.stats.late += late
+
+    def _scan_one(self, event: CloudTrailEvent) -> None:
+        self._scan([event])
+
+    def _scan(self, events: list[CloudTrailEvent]) -> None:
+        """The per-event loop in Python: time, stream, and routing of each event (inlined)."""
+        streams = self._streams
+        jump = self._jump
+        lateness = self._lateness
+        accept = self._accept
+        minute_of = _minute_cache
+        second_of = _SECONDS_Z
+        skipped = 0
+        late = 0
+        for event in events:
+            text = event.event_time
+            if text is not None and len(text) == 20:
+                minute = minute_of.get(text[:17])
+                second = second_of.get(text[17:])
+                seconds = (
+                    minute * 60 + second
+                    if minute is not None and second is not None
+                    else self._seconds_of(event)
+                )
+            else:
+                seconds = self._seconds_of(event)
+            if seconds < 0:
+                continue
+            stream = streams.get((event.recipient_account_id, event.aws_region))  # type: ignore[arg-type]
+            if stream is None:
+                if not (event.recipient_account_id and event.aws_region):
+                    self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+                    continue
+                stream = self._new_stream(event.recipient_account_id, event.aws_region, seconds)
+            elif seconds > stream.max_seen + jump:
+                self._hold(stream, seconds, event)
+                continue
+            if event.read_only is True and event.error_code is None and event.event_name:
+                if not event.event_source:
+                    self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+                    continue
+                if seconds // 60 < stream.closed_until:
+                    late += 1
+                    continue
+                skipped += 1
+                if seconds > stream.max_seen:
+                    stream.max_seen = seconds
+                    target = (seconds - lateness) // 60
+                    if target > stream.closed_until:
+                        self._schedule(stream, target)
+            else:
+                accept(stream, seconds, event)
+        self.stats.not_analysed += skipped
+        self.stats.late += late
+
+    def _seconds_of(self, event: CloudTrailEvent) -> int:
+        """Epoch seconds of an event off the fast path; -1 (and counted) when it has none."""
+        text = event.event_time
+        if text is None:
+            text = event.at_timestamp or ""
+        try:
+            return parse_epoch_seconds(text)
+        except TimestampError:
+            self.stats.rejected[RejectReason.BAD_TIMESTAMP.value] += 1
+            return -1
+
+    def _accept(self, stream: StreamState, seconds: int, event: CloudTrailEvent) -> None:
+        stats = self.stats
+        minute = seconds // 60
+        event_id = event.event_id
+        if event_id is not None and self._dedupe.seen(event_id, minute):
+            stats.duplicates += 1
+            return
+        if minute < stream.closed_until:
+            stats.late += 1
+            return
+        route = (
+            stream,
+            event.event_source,
+            event.event_name,
+            event.error_code,
+            event.read_only,
+            event.management_event,
+            event.event_category,
+            event.event_type,
+        )
+        rows = self._routes.get(route)
+        if rows is None:
+            rows = self._route(stream, event, route)
+            if rows is None:
+                return
+        if rows:
+            stats.analysed += 1
+            buffer = stream.pending.get(minute)
+            if buffer is None:
+                buffer = stream.pending[minute] = {}
+            ident = event.user_identity
+            principal = (
+                "null"
+                if ident is None
+                else ident.arn or ident.invoked_by or ident.principal_id or "null"
+            )
+            agent = event.user_agent or "null"
+            error = event.error_code or "null"
+            for row in rows:
+                slot = (row, principal, agent, error)
+                buffer[slot] = buffer.get(slot, 0) + 1
+        else:
+            stats.not_analysed += 1
+        if seconds > stream.max_seen:
+            stream.max_seen = seconds
+            target = (seconds - self._lateness) // 60
+            if target > stream.closed_until:
+                self._schedule(stream, target)
+
+    def _route(
+        self, stream: StreamState, event: CloudTrailEvent, route: RouteKey
+    ) -> tuple[int, ...] | None:
+        """The rows (keys) an event of this shape counts for, cached per shape; None if invalid."""
+        if not event.event_source or not event.event_name:
+            self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+            return None
+        rows = tuple(self._keys_of(event, stream))
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[route] = rows
+        return rows
+
+    def _keys_of(self, event: CloudTrailEvent, stream: StreamState) -> list[int]:
+        if event.event_type not in _API_EVENT_TYPES:
+            return []
+        management = event.management_event
+        if management is None:
+            management = event.event_category != "Data"
+        category = "Management" if management else "Data"
+        rows: list[int] = []
+        if category in self._call_categories and not is_read_only(event):
+            rows.append(self._row(stream, event, _CALL, ""))
+        error = event.error_code
+        if error and category in self._error_categories:
+            rows.append(self._row(stream, event, _ERROR, error))
+        return rows
+
+    def _row(self, stream: StreamState, event: CloudTrailEvent, kind: str, error: str) -> int:
+        assert event.event_source is not None
+        assert event.event_name is not None
+        key = (stream.account, stream.region, event.event_source, event.event_name, kind, error)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._new_row(key, stream)
+        return row
+
+    def _new_row(self, key: KeyTuple, stream: StreamState) -> int:
+        row = self._table.add_row()
+        self._attrs.ensure(row + 1)
+        self._rows[key] = row
+        if key[4] == _CALL:
+            insight_key = InsightKey(key[0], key[1], key[2], key[3], _CALL, key[5])
+        else:
+            insight_key = InsightKey(key[0], key[1], key[2], key[3], _ERROR, key[5])
+        self._keys.append(insight_key)
+        self._row_stream.append(stream)
+        stream.rows.append(row)
+        return row
+
+    def _new_stream(self, account: str, region: str, seconds: int) -> StreamState:
+        start = (seconds - self._lateness) // 60
+        stream = StreamState(
+            account=account,
+            region=region,
+            exposure=StreamExposure(start, self.config.baseline_half_life_minutes),
+            first_minute=start,
+            max_seen=seconds,
+            closed_until=start,
+        )
+        self._streams[(account, region)] = stream
+        return stream
+
+    # ------------------------------------------------------------------ clock jumps
+    def _hold(self, stream: StreamState, seconds: int, event: CloudTrailEvent) -> None:
+        """Hold back an event far ahead of its stream until others confirm the new time."""
+        stream.held.append((seconds, event))
+        cfg = self.config
+        newest = seconds
+        agreeing = [(s, e) for s, e in stream.held if abs(s - newest) <= self._jump]
+        if len(agreeing) >= cfg.jump_confirm_events:
+            rejected = len(stream.held) - len(agreeing)
+            if rejected:
+                self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += rejected
+            stream.held = []
+            logger.info(
+                "stream %s/%s jumps forward to %d after %d agreeing events",
+                stream.account,
+                stream.region,
+                min(s for s, _ in agreeing),
+                len(agreeing),
+            )
+            self._schedule(stream, (min(s for s, _ in agreeing) - self._lateness) // 60)
+            for held_seconds, held_event in sorted(agreeing, key=lambda p: p[0]):
+                self._accept(stream, held_seconds, held_event)
+            return
+        if len(stream.held) > 4 * cfg.jump_confirm_events:
+            stream.held.pop(0)
+            self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += 1
+
+    # ------------------------------------------------------------------ minute closing
+    def _schedule(self, stream: StreamState, target: int) -> None:
+        """Close ``stream``'s minutes before ``target`` to new events; score them at the next drain.
+
+        Closing is deferred so that the minutes of many streams are scored in one vectorized
+        step. A stream's results do not depend on which other streams share its step.
+        """
+        if target > stream.closed_until:
+            stream.closed_until = target
+            self._due[(stream.account, stream.region)] = stream
+
+    def _drain(self) -> list[InsightRecord]:
+        """Score and learn every closed minute not yet processed, all streams in lock-step."""
+        out: list[InsightRecord] = []
+        while self._due:
+            batch: list[tuple[StreamState, int, MinuteBuffer]] = []
+            for key, stream in list(self._due.items()):
+                minute = self._next_to_close(stream)
+                if minute is None:
+                    del self._due[key]
+                else:
+                    batch.append((stream, minute, stream.pending.pop(minute, {})))
+            if batch:
+                out.extend(self._close_batch(batch))
+        return out
+
+    def _next_to_close(self, stream: StreamState) -> int | None:
+        """The next minute of ``stream`` that needs scoring; empty minutes are skipped cheaply."""
+        minute = stream.next_close
+        target = stream.closed_until
+        if minute < target and not stream.open_rows and minute not in stream.pending:
+            # pending minutes are never behind next_close: the plain min is the usual answer
+            upcoming = min(stream.pending, default=target)
+            if upcoming < minute:
+                upcoming = min((m for m in stream.pending if m >= minute), default=target)
+            gap_end = min(upcoming, target)
+            self._skip_empty(stream, minute, gap_end)
+            minute = stream.next_close = gap_end
+        if minute >= target:
+            return None
+        stream.next_close = minute + 1
+        return minute
+
+    def _skip_empty(self, stream: StreamState, start: int, end: int) -> None:
+        piece = self._gap_piece
+        while start < end:
+            stop = min(end, start + piece)
+            self._rebase_if_needed(stream, stop)
+            stream.exposure.add_minutes(start, stop)
+            start = stop
+
+    def _rebase_if_needed(self, stream: StreamState, minute: int) -> None:
+        if not stream.exposure.needs_rescale(minute):
+            return
+        factor = stream.exposure.rebase(minute)
+        rows = np.asarray(stream.rows, dtype=np.int64)
+        self._table.rescale(rows, factor)
+        self._attrs.rescale(rows, factor)
+
+    def _close_batch(
+        self, batch: list[tuple[StreamState, int, MinuteBuffer]]
+    ) -> list[InsightRecord]:
+        """Score, learn and decide one minute of each stream in ``batch``, vectorized over rows."""
+        row_list: list[int] = []
+        count_list: list[int] = []
+        item_list: list[int] = []
+        bounds: list[int] = [0]
+        for index, (stream, minute, buffer) in enumerate(batch):
+            if stream.exposure.needs_rescale(minute + 1):
+                self._rebase_if_needed(stream, minute + 1)
+            active: dict[int, int] = dict.fromkeys(stream.open_rows, 0) if stream.open_rows else {}
+            for (row, _p, _a, _e), count in buffer.items():
+                active[row] = active.get(row, 0) + count
+            for row in sorted(active):
+                row_list.append(row)
+                count_list.append(active[row])
+            item_list.extend([index] * len(active))
+            bounds.append(len(row_list))
+        rows = np.array(row_list, dtype=np.int64)
+        counts = np.array(count_list, dtype=np.float64)
+        item = np.array(item_list, dtype=np.int64)
+        table = self._table
+        thresholds = self._thresholds
+        scored = table.score_minutes(
+            rows,
+            counts,
+            item,
+            [s.exposure for s, _, _ in batch],
+            [m for _, m, _ in batch],
+            thresholds.min_excess,
+        )
+        expected = scored.expected
+        window, lam = scored.window, scored.lam
+        scores = nb_tail_score(window, lam, scored.phi, where=scored.needed)
+        is_open = (
+            np.array([r in self._open for r in row_list], dtype=bool)
+            if self._open
+            else np.zeros(len(row_list), dtype=bool)
+        )
+        # most minutes have no score near the Start threshold: then the peaks are not needed
+        decision = None
+        if np.count_nonzero(scores >= thresholds.start_score):
+            first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
+            warmed = scored.minute - first >= self.config.warmup_minutes
+            decision = start_decisions(
+                scores,
+                window,
+                lam,
+                table.peaks(rows, scored.minute),
+                ~is_open & warmed,
+                thresholds,
+            )
+        guarded = is_open if decision is None else is_open | decision.mask
+        table.learn_minutes(scored, rows, counts, scores, guarded)
+        learned = ~guarded
+        self._attrs.merge_buffers(
+            [buffer for _, _, buffer in batch],
+            dict(zip(rows[learned].tolist(), scored.decay[learned].tolist(), strict=True)),
+            self._names.id,
+        )
+        records: list[InsightRecord] = []
+        # the rows that start an insight, per stream-minute of the batch
+        starts: dict[int, list[tuple[int, int, float]]] = {}
+        if decision is not None:
+            for i in np.flatnonzero(decision.mask).tolist():
+                starts.setdefault(int(item[i]), []).append(
+                    (i, int(decision.scale_index[i]), float(decision.score[i]))
+                )
+        for index, (stream, minute, buffer) in enumerate(batch):
+            lo, hi = bounds[index], bounds[index + 1]
+            if stream.open_rows:  # before this minute's Starts: they are not open in it yet
+                records.extend(
+                    self._observe_open(stream, minute, buffer, rows, lo, hi, counts, expected)
+                )
+            for i, scale_index, score in starts.get(index, ()):
+                records.append(
+                    self._start(
+                        stream,
+                        int(rows[i]),
+                        minute,
+                        buffer,
+                        scale_index,
+                        score,
+                        float(expected.mu[i]),
+                        float(expected.mean_rate[i]),
+                    )
+                )
+            stream.remember(minute, buffer, _LOOKBACK)
+        return records
+
+    def _baseline_attributions(
+        self, row: int, exposure: StreamExposure
+    ) -> tuple[tuple[tuple[str, float], ...], ...]:
+        total = max(exposure.total, 1e-12)
+        out = []
+        for attr in range(len(ATTRIBUTES)):
+            pairs = [(self._names.value(v), w / total) for v, w in self._attrs.top(row, attr)]
+            out.append(tuple(sorted(pairs, key=lambda p: (-p[1], p[0]))))
+        return tuple(out)
+
+    def _start(
+        self,
+        stream: StreamState,
+        row: int,
+        minute: int,
+        buffer: MinuteBuffer,
+        scale_index: int,
+        score: float,
+        mu: float,
+        mean_rate: float,
+    ) -> InsightRecord:
+        scale = SCALES[scale_index]
+        bucket_start = minute - minute % scale
+        detail = stream.row_minutes(row, bucket_start, minute, (minute, buffer))
+        per_minute = {m: sum(c for *_, c in items) for m, items in detail.items()}
+        onset = min((m for m, c in per_minute.items() if c > mu), default=minute)
+        # never reach back into the key's previous insight: its End already covers those minutes
+        onset = max(onset, min(self._ended.get(row, onset), minute))
+        insight = OpenInsight(
+            key=self._keys[row],
+            row=row,
+            start_minute=onset,
+            scale=scale,
+            score=score,
+            baseline_average=mean_rate,
+            baseline_duration=round(stream.exposure.total),
+            baseline_attributions=self._baseline_attributions(row, stream.exposure),
+            counts=[per_minute.get(m, 0) for m in range(onset, minute + 1)],
+            attribution=InsightAttribution(),
+            last_above=minute,
+            end_quiet_needed=self.config.end_quiet_minutes,
+        )
+        for m in range(onset, minute + 1):
+            for principal, agent, error, count in detail.get(m, ()):
+                insight.attribution.add(principal, agent, error, count)
+        insight.ew_rate = sum(insight.counts) / len(insight.counts)
+        self._open[row] = insight
+        stream.open_rows.add(row)
+        self.stats.insights_started[insight.key.insight_type] += 1
+        duration = minute + 1 - onset
+        return InsightRecord(
+            key=insight.key,
+            state="Start",
+            start_minute=onset,
+            event_minute=onset,
+            baseline_average=mean_rate,
+            insight_average=sum(insight.counts) / duration,
+            insight_duration=duration,
+            baseline_duration=insight.baseline_duration,
+            attributions=insight.attributions(duration),
+            detection_minute=minute + 1,
+            score=score,
+            extra=self._extra(scale, mu, "Start"),
+        )
+
+    def _extra(self, scale: int, mu: float, reason: str) -> tuple[tuple[str, object], ...]:
+        return (
+            ("scaleMinutes", scale),
+            ("expectedPerMinute", round(mu, 6)),
+            ("sensitivity", self.config.sensitivity.value),
+            ("reason", reason),
+        )
+
+    def _observe_open(
+        self,
+        stream: StreamState,
+        minute: int,
+        buffer: MinuteBuffer,
+        rows: IntArray,
+        lo: int,
+        hi: int,
+        counts: FloatArray,
+        expected: Expectation,
+    ) -> list[InsightRecord]:
+        """Feed the minute to ``stream``'s open insights (its rows are ``rows[lo:hi]``)."""
+        if not stream.open_rows:
+            return []
+        mu = expected.mu
+        index = {r: lo + i for i, r in enumerate(rows[lo:hi].tolist())}
+        for (row, principal, agent, error), count in buffer.items():
+            insight = self._open.get(row)
+            if insight is not None:
+                insight.attribution.add(principal, agent, error, count)
+        records: list[InsightRecord] = []
+        for row in sorted(stream.open_rows):
+            insight = self._open[row]
+            i = index[row]
+            scale_index = SCALES.index(insight.scale)
+            ends = insight.observe(
+                minute,
+                int(counts[i]),
+                float(mu[i]),
+                float(expected.phi[i, 0]),
+                float(expected.phi[i, scale_index]),
+            )
+            too_long = minute + 1 - insight.start_minute >= self.config.max_insight_minutes
+            if ends or too_long:
+                reason = "max_duration" if too_long and not ends else "back_to_baseline"
+                records.append(self._end(stream, insight, minute, float(mu[i]), reason))
+        return records
+
+    def _end(
+        self, stream: StreamState, insight: OpenInsight, minute: int, mu: float, reason: str
+    ) -> InsightRecord:
+        del self._open[insight.row]
+        stream.open_rows.discard(insight.row)
+        self.stats.insights_ended[insight.key.insight_type] += 1
+        end = insight.end_minute if reason != "max_duration" else minute + 1
+        self._ended[insight.row] = end
+        duration = max(end - insight.start_minute, 1)
+        return InsightRecord(
+            key=insight.key,
+            state="End",
+            start_minute=insight.start_minute,
+            event_minute=end,
+            baseline_average=insight.baseline_average,
+            insight_average=insight.insight_average(end),
+            insight_duration=duration,
+            baseline_duration=insight.baseline_duration,
+            attributions=insight.attributions(duration),
+            detection_minute=minute + 1,
+            score=insight.score,
+            extra=self._extra(insight.scale, mu, reason),
+        )
+
+    # ------------------------------------------------------------------ end of input
+    def flush(self) -> list[InsightRecord]:
+        """Close every open minute and end every open insight (end of a finite input).
+
+        Held-back far-future events that were never confirmed are rejected.
+        """
+        lasts: list[tuple[StreamState, int]] = []
+        for stream in list(self._streams.values()):
+            if stream.held:
+                self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += len(stream.held)
+                stream.held = []
+            last = max([stream.max_seen // 60, *stream.pending]) + 1
+            self._schedule(stream, last)
+            lasts.append((stream, last))
+        out = self._drain()
+        for stream, last in lasts:
+            for row in sorted(stream.open_rows):
+                insight = self._open[row]
+                out.append(self._end(stream, insight, last - 1, 0.0, "end_of_input"))
+        return out
+
+    # ------------------------------------------------------------------ snapshots
+    def save_state(self) -> bytes:
+        """Versioned snapshot of the whole engine (see :mod:`insights.state`)."""
+        from insights.state import dump_engine
+
+        return dump_engine(self)
+
+    @classmethod
+    def from_state(cls, data: bytes, config: EngineConfig | None = None) -> InsightEngine:
+        """Engine restored from :meth:`save_state` output, under the same config."""
+        from insights.state import load_engine
+
+        engine = cls(config)
+        load_engine(engine, data)
+        return engine
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def keys_tracked(self) -> int:
+        """Number of baselines (keys) held."""
+        return len(self._keys)
+
+    @property
+    def open_insights(self) -> int:
+        """Number of insights started and not yet ended."""
+        return len(self._open)
+
+    def rates(self, top_n: int = 20) -> list[KeyRate]:
+        """Rate vs baseline of the keys that matter: every open insight's key, plus the ``top_n``
+        busiest keys of the current hour (for "rate vs baseline" dashboards, bounded).
+
+        The rate is the mean per minute over the closed minutes of the current hour; the
+        baseline is the seasonal expectation for the stream's last closed minute.
+        """
+        table = self._table
+        size = table.size
+        if size == 0:
+            return []
+        hour = table.part[:size, 1].astype(np.float64)
+        chosen = set(self._open)
+        if top_n > 0:
+            busiest = np.argsort(-hour, kind="stable")[:top_n]
+            chosen.update(int(r) for r in busiest if hour[r] > 0)
+        out: list[KeyRate] = []
+        for row in sorted(chosen):
+            stream = self._row_stream[row]
+            minute = stream.next_close - 1
+            rows = np.array([row], dtype=np.int64)
+            expected = table.expect(rows, RowClock.single(stream.exposure, minute, 1))
+            last = int(table.last_minute[row])
+            same_hour = last >= 0 and last // 60 == minute // 60
+            elapsed = minute % 60 + 1
+            rate = float(hour[row]) / elapsed if same_hour else 0.0
+            out.append(KeyRate(self._keys[row], rate, float(expected.mu[0]), row in self._open))
+        return out
+
+    def keys(self, start: int = 0) -> list[InsightKey]:
+        """Tracked keys in the order they were first seen, from index ``start``."""
+        return self._keys[start:]
+
+    def newest_watermark(self) -> int | None:
+        """The most advanced closed-minute watermark over all streams (epoch minute)."""
+        return max((s.closed_until for s in self._streams.values()), default=None)
+
+    def watermark(self, account: str, region: str) -> int | None:
+        """Closed-minute watermark (epoch minute) of a stream, or None if unknown."""
+        stream = self._streams.get((account, region))
+        return None if stream is None else stream.closed_until

@@ -1,0 +1,554 @@
+"""CloudTrail events: every real input shape in, typed events (or reasoned rejections) out.
+
+Accepted shapes (see ``docs`` in the README):
+
+* a single event record (JSON object) or JSON lines of them;
+* a CloudTrail log file ``{"Records": [...]}`` and a bare JSON array of records;
+* an EventBridge event (``detail-type`` ... ``via CloudTrail``, record under ``detail``);
+* a CloudWatch Logs subscription payload: base64 of gzip of ``{"messageType": ..., "logEvents"}``
+  (raw gzip bytes are accepted too; ``CONTROL_MESSAGE`` payloads carry no events).
+
+Decoding uses msgspec typed structs: unknown fields are skipped without building Python objects,
+which is what makes parsing a 1.5 KB record cost ~2-3 µs. Any failure falls back to a slower
+record-by-record path so that one bad record in a batch rejects only itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import msgspec
+
+from insights import native
+from insights.errors import EventParseError
+from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_epoch_seconds
+
+__all__ = [
+    "DECODE_CHUNK_BYTES",
+    "CloudTrailEvent",
+    "DecodeResult",
+    "RejectReason",
+    "Rejection",
+    "UserIdentity",
+    "chunk_ranges",
+    "decode_many",
+    "decode_message",
+    "event_seconds",
+    "is_read_only",
+    "parse_event",
+    "principal_of",
+]
+
+#: How CloudTrail log files (and batch messages made from them) begin.
+BATCH_PREFIX = b'{"Records"'
+#: CloudTrail's own limit for one event record.
+MAX_RECORD_BYTES = 256 * 1024
+#: Default limit for one message (a batch or an envelope); log files pass a larger one.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+_READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Scan")
+
+
+#: Input bytes to decode per step when the events go straight to the engine (~256 records of
+#: 1.5 KB, whether a message holds one record or a batch): a chunk this size is still in the CPU
+#: cache when the engine reads it (replay of a busy stream is about a third faster than with
+#: chunks of 4,096 records, see README "Performance").
+DECODE_CHUNK_BYTES = 256 * 1536
+
+
+class RejectReason(StrEnum):
+    """Why a record or message was rejected (bounded set: safe as a metric label)."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_UTF8 = "invalid_utf8"
+    TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    WRONG_TYPE = "wrong_type"
+    MISSING_FIELD = "missing_field"
+    BAD_TIMESTAMP = "bad_timestamp"
+    ABSURD_TIMESTAMP = "absurd_timestamp"
+    UNSUPPORTED_SHAPE = "unsupported_shape"
+    BAD_PAYLOAD = "bad_payload"
+    FUTURE_TIMESTAMP = "future_timestamp"
+
+
+class UserIdentity(msgspec.Struct, rename="camel", gc=False):
+    """The fields of ``userIdentity`` that attribution uses."""
+
+    type: str | None = None
+    arn: str | None = None
+    principal_id: str | None = None
+    account_id: str | None = None
+    invoked_by: str | None = None
+
+
+class CloudTrailEvent(msgspec.Struct, rename="camel", gc=False):
+    """A CloudTrail event record, reduced to the fields detection needs.
+
+    Examples:
+        >>> ev = parse_event(b'{"eventTime": "2024-07-10T01:42:07Z", "eventSource": '
+        ...     b'"iam.amazonaws.com", "eventName": "CreateUser", "awsRegion": "us-east-1", '
+        ...     b'"recipientAccountId": "123456789012"}')
+        >>> ev.event_name, event_seconds(ev)
+        ('CreateUser', 1720575727)
+    """
+
+    event_time: str | None = None
+    event_source: str | None = None
+    event_name: str | None = None
+    aws_region: str | None = None
+    recipient_account_id: str | None = None
+    event_id: str | None = msgspec.field(name="eventID", default=None)
+    event_type: str | None = None
+    event_version: str | None = None
+    event_category: str | None = None
+    error_code: str | None = None
+    read_only: bool | None = None
+    management_event: bool | None = None
+    user_agent: str | None = None
+    user_identity: UserIdentity | None = None
+    at_timestamp: str | None = msgspec.field(name="@timestamp", default=None)
+
+
+class _LogEvent(msgspec.Struct, gc=False):
+    message: str
+
+
+class _Envelope(CloudTrailEvent, rename="camel", gc=False):
+    """Every JSON shape at once: a record, a log file, EventBridge, CloudWatch Logs."""
+
+    records: list[CloudTrailEvent] | None = msgspec.field(name="Records", default=None)
+    detail: CloudTrailEvent | None = None
+    detail_type: str | None = msgspec.field(name="detail-type", default=None)
+    message_type: str | None = None
+    log_events: list[_LogEvent] | None = None
+
+
+class _RawEnvelope(msgspec.Struct, rename="camel", gc=False):
+    """Fallback view of an envelope whose records are decoded one by one."""
+
+    records: list[msgspec.Raw] | None = msgspec.field(name="Records", default=None)
+    detail: msgspec.Raw | None = None
+    log_events: list[msgspec.Raw] | None = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_array_decoder = msgspec.json.Decoder(list[_Envelope])
+_raw_envelope_decoder = msgspec.json.Decoder(_RawEnvelope)
+_raw_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_event_decoder = msgspec.json.Decoder(CloudTrailEvent)
+_log_event_decoder = msgspec.json.Decoder(_LogEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record or message that was not accepted, with the reason and the raw bytes."""
+
+    reason: RejectReason
+    detail: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    """What one message decoded to: events, rejections, and records ignored by design."""
+
+    events: list[CloudTrailEvent]
+    rejections: list[Rejection]
+    ignored: int = 0
+
+
+def event_seconds(event: CloudTrailEvent) -> int:
+    """Epoch seconds of an event (``eventTime``, else ``@timestamp``); :class:`TimestampError`."""
+    text = event.event_time if event.event_time is not None else event.at_timestamp
+    if text is None:
+        raise TimestampError("bad_timestamp", "no eventTime")
+    return parse_epoch_seconds(text)
+
+
+def is_read_only(event: CloudTrailEvent) -> bool:
+    """``readOnly``, inferred from the API name when the record predates the field (< 1.05)."""
+    if event.read_only is not None:
+        return event.read_only
+    name = event.event_name or ""
+    return name.startswith(_READ_PREFIXES)
+
+
+def principal_of(event: CloudTrailEvent) -> str:
+    """The ``userIdentityArn`` attribution value: the ARN, else the calling service or id."""
+    ident = event.user_identity
+    if ident is None:
+        return "null"
+    return ident.arn or ident.invoked_by or ident.principal_id or "null"
+
+
+def _check(event: CloudTrailEvent, raw: bytes) -> Rejection | None:
+    """Return a rejection when a decoded record lacks what detection needs."""
+    if event.event_time is None and event.at_timestamp is None:
+        return Rejection(RejectReason.MISSING_FIELD, "eventTime", raw)
+    if not (event.event_source and event.event_name and event.aws_region):
+        missing = next(
+            n for n in ("event_source", "event_name", "aws_region") if not getattr(event, n)
+        )
+        return Rejection(RejectReason.MISSING_FIELD, missing, raw)
+    if not event.recipient_account_id:
+        ident = event.user_identity
+        if ident is None or not ident.account_id:
+            return Rejection(RejectReason.MISSING_FIELD, "recipientAccountId", raw)
+        event.recipient_account_id = ident.account_id
+    try:
+        event_seconds(event)
+    except TimestampError as exc:
+        return Rejection(RejectReason(exc.reason), str(exc), raw)
+    return None
+
+
+def _exception_reason(exc: Exception) -> RejectReason:
+    if isinstance(exc, RecursionError):
+        return RejectReason.TOO_DEEP
+    if isinstance(exc, UnicodeDecodeError):
+        return RejectReason.INVALID_UTF8
+    if isinstance(exc, msgspec.ValidationError):
+        return RejectReason.WRONG_TYPE
+    return RejectReason.INVALID_JSON
+
+
+def _decode_one_record(raw: bytes, out: DecodeResult) -> None:
+    if len(raw) > MAX_RECORD_BYTES:
+        out.rejections.append(Rejection(RejectReason.TOO_LARGE, f"{len(raw)} bytes", raw))
+        return
+    try:
+        event = _event_decoder.decode(raw)
+    except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
+        out.rejections.append(Rejection(_exception_reason(exc), str(exc)[:200], raw))
+        return
+    _accept(event, raw, out)
+
+
+def _accept(event: CloudTrailEvent, raw: bytes | None, out: DecodeResult) -> None:
+    """Keep a decoded record, ignore an Insight record, or reject it.
+
+    ``raw`` is the record's own bytes when known; records decoded inside a batch are re-encoded
+    (their known fields) only if they are rejected.
+    """
+    if event.event_type == "AwsCloudTrailInsight" or event.event_category == "Insight":
+        out.ignored += 1
+        return
+    rejection = _check(event, raw if raw is not None else b"")
+    if rejection is not None and raw is None:
+        rejection = Rejection(rejection.reason, rejection.detail, msgspec.json.encode(event))
+    if rejection is None:
+        out.events.append(event)
+    else:
+        out.rejections.append(rejection)
+
+
+def _accept_records(records: list[CloudTrailEvent], out: DecodeResult) -> None:
+    """:func:`_accept` each record of a batch; complete records are checked in C when built."""
+    fast = native.module
+    index, total = 0, len(records)
+    while index < total:
+        if fast is not None:
+            index = fast.accept_complete(records, index, out.events)
+            if index >= total:
+                break
+        _accept(records[index], None, out)
+        index += 1
+
+
+def _from_envelope(env: _Envelope, raw: bytes | None, out: DecodeResult) -> None:
+    if env.records is not None:
+        _accept_records(env.records, out)
+    elif env.detail is not None:
+        _accept(env.detail, raw, out)
+    elif env.message_type is not None or env.log_events is not None:
+        for log_event in env.log_events or ():
+            _decode_one_record(log_event.message.encode(), out)
+    else:
+        _accept_single(env, raw, out)
+
+
+def _accept_single(event: CloudTrailEvent, raw: bytes | None, out: DecodeResult) -> None:
+    """Accept a top-level object that is not a batch: a record, or an unknown shape."""
+    if event.event_source is None and event.event_name is None and event.event_time is None:
+        shown = raw if raw is not None else msgspec.json.encode(event)
+        out.rejections.append(
+            Rejection(RejectReason.UNSUPPORTED_SHAPE, "no CloudTrail record found", shown)
+        )
+    else:
+        _accept(event, raw, out)
+
+
+def _fallback_records(raws: list[msgspec.Raw], out: DecodeResult) -> None:
+    for item in raws:
+        _decode_one_record(bytes(item), out)
+
+
+def _decode_json_slow(data: bytes, out: DecodeResult, exc: Exception) -> None:
+    """Record-by-record decoding after the fast typed path failed."""
+    try:
+        if data.lstrip()[:1] == b"[":
+            _fallback_records(_raw_array_decoder.decode(data), out)
+            return
+        env = _raw_envelope_decoder.decode(data)
+    except (msgspec.MsgspecError, RecursionError, ValueError) as inner:
+        out.rejections.append(Rejection(_exception_reason(inner), str(inner)[:200], data))
+        return
+    if env.records is not None:
+        _fallback_records(env.records, out)
+    elif env.detail is not None:
+        _decode_one_record(bytes(env.detail), out)
+    elif env.log_events is not None:
+        for item in env.log_events:
+            try:
+                message = _log_event_decoder.decode(bytes(item)).message
+            except (msgspec.MsgspecError, RecursionError, ValueError) as bad:
+                out.rejections.append(Rejection(_exception_reason(bad), str(bad)[:200], item))
+                continue
+            _decode_one_record(message.encode(), out)
+    else:
+        out.rejections.append(Rejection(_exception_reason(exc), str(exc)[:200], data))
+
+
+def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:
+    try:
+        if head == b"[":
+            for env in _array_decoder.decode(data):
+                _from_envelope(env, None, out)
+            return
+        if data.startswith(BATCH_PREFIX):
+            # a log file or a batch message: decoding it as a record first would scan it twice
+            _from_envelope(_envelope_decoder.decode(data), data, out)
+            return
+        # A single record (the common Kafka message) decodes faster into the narrower
+        # struct; an object without record fields is decoded again as an envelope.
+        event = _event_decoder.decode(data)
+    except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
+        _decode_json_slow(data, out, exc)
+        return
+    _decode_object(data, event, out)
+
+
+def _decode_object(data: bytes, event: CloudTrailEvent, out: DecodeResult) -> None:
+    """Accept a JSON object already decoded as a record, or decode it as an envelope."""
+    try:
+        if event.event_source is None and event.event_name is None and event.event_time is None:
+            _from_envelope(_envelope_decoder.decode(data), data, out)
+        else:
+            _accept(event, data, out)
+    except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
+        _decode_json_slow(data, out, exc)
+
+
+def _unwrap_cloudwatch(data: bytes) -> bytes | None:
+    """Return the JSON inside a CloudWatch Logs subscription payload, or None if it is not one."""
+    blob = data
+    if blob[:2] != b"\x1f\x8b":
+        try:
+            blob = base64.b64decode(data.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    if blob[:2] != b"\x1f\x8b":
+        return None
+    try:
+        inner = gzip.decompress(blob)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return inner
+
+
+def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodeResult:
+    """Decode one message (a Kafka value, a line, a file) of any accepted shape.
+
+    Never raises for bad input: failures come back as :class:`Rejection` entries.
+
+    Examples:
+        >>> r = decode_message(b'{"Records": [{"eventTime": "2024-07-10T01:42:07Z", '
+        ...     b'"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", '
+        ...     b'"awsRegion": "eu-west-1", "recipientAccountId": "1"}, {"eventTime": 5}]}')
+        >>> len(r.events), [x.reason.value for x in r.rejections]
+        (1, ['wrong_type'])
+    """
+    out = DecodeResult(events=[], rejections=[])
+    if len(data) > max_bytes:
+        out.rejections.append(Rejection(RejectReason.TOO_LARGE, f"{len(data)} bytes", data[:1024]))
+        return out
+    head = data[:1]
+    if head.isspace():
+        head = data.lstrip()[:1]
+    if head in (b"{", b"["):
+        _decode_json(data, head, out)
+        return out
+    inner = _unwrap_cloudwatch(data)
+    if inner is None:
+        text_like = (head.isascii() and head.isalnum()) or head in (b'"', b"<")
+        reason = RejectReason.INVALID_JSON if text_like else RejectReason.BAD_PAYLOAD
+        out.rejections.append(Rejection(reason, "not JSON nor a CloudWatch Logs payload", data))
+        return out
+    if len(inner) > max_bytes:
+        out.rejections.append(Rejection(RejectReason.TOO_LARGE, f"{len(inner)} bytes", data[:1024]))
+        return out
+    _decode_json(inner, inner.lstrip()[:1], out)
+    return out
+
+
+def decode_many(
+    messages: Sequence[bytes],
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    failed: list[tuple[int, DecodeResult]] | None = None,
+) -> DecodeResult:
+    """Decode many messages (JSON lines, a poll of Kafka values) into one result, in order.
+
+    Equivalent to concatenating :func:`decode_message` of each, and faster: a message that is
+    exactly one valid API record is decoded and checked inline (in C when :mod:`insights.native`
+    is built, else with an already-validated minute); anything else takes the general path.
+    When ``failed`` is given, each message with rejections is appended to it as (index in
+    ``messages``, its own result), so a caller can dead-letter the message itself.
+
+    Examples:
+        >>> failed = []
+        >>> r = decode_many([b'{"eventTime": "2024-07-10T01:42:07Z", "eventSource": '
+        ...     b'"ec2.amazonaws.com", "eventName": "RunInstances", "awsRegion": "eu-west-1", '
+        ...     b'"recipientAccountId": "1"}', b"not json"], failed=failed)
+        >>> len(r.events), [x.reason.value for x in r.rejections], [i for i, _ in failed]
+        (1, ['invalid_json'], [1])
+    """
+    out = DecodeResult(events=[], rejections=[])
+    fast = native.module
+    if fast is None:
+        _decode_range(messages, 0, len(messages), max_bytes, out, failed)
+        return out
+    if not isinstance(messages, list):
+        messages = list(messages)
+    decode = _event_decoder.decode
+    index, total = 0, len(messages)
+    while index < total:
+        # complete single records are decoded in C; it stops at the first other message
+        index, event = fast.decode_fast(decode, messages, index, max_bytes, out.events)
+        if index >= total:
+            break
+        if isinstance(event, CloudTrailEvent):  # decoded as a record, incomplete
+            one = DecodeResult(events=[], rejections=[])
+            _decode_object(messages[index], event, one)
+            _merge(out, one, index, failed)
+        else:  # a batch, too large, not a record, or not bytes
+            _decode_range(messages, index, index + 1, max_bytes, out, failed)
+        index += 1
+    return out
+
+
+def _decode_range(
+    messages: Sequence[bytes],
+    begin: int,
+    end: int,
+    max_bytes: int,
+    out: DecodeResult,
+    failed: list[tuple[int, DecodeResult]] | None,
+) -> None:
+    """:func:`decode_many` of ``messages[begin:end]`` in pure Python, appended to ``out``."""
+    append = out.events.append
+    decode = _event_decoder.decode
+    minutes = _minute_cache
+    seconds = _SECONDS_Z
+    for index in range(begin, end):
+        data = messages[index]
+        one: DecodeResult | None = None
+        # a log file or batch goes to the general path at once: a record decode first would
+        # scan it twice
+        if len(data) <= max_bytes and not (
+            isinstance(data, bytes) and data.startswith(BATCH_PREFIX)
+        ):
+            try:
+                event: CloudTrailEvent | None = decode(data)
+            except (msgspec.MsgspecError, RecursionError, ValueError):
+                event = None
+            if event is not None:
+                # the record is complete and valid, with a minute the general path has seen
+                text = event.event_time
+                if (
+                    text is not None
+                    and len(text) == 20
+                    and text[:17] in minutes
+                    and text[17:] in seconds
+                    and event.event_source
+                    and event.event_name
+                    and event.aws_region
+                    and event.recipient_account_id
+                    and event.event_type != "AwsCloudTrailInsight"
+                    and event.event_category != "Insight"
+                ):
+                    append(event)
+                    continue
+                # any other object (a batch, an envelope, a record to check): what
+                # decode_message would do, without decoding it as a record a second time
+                one = DecodeResult(events=[], rejections=[])
+                _decode_object(data, event, one)
+        if one is None:
+            one = decode_message(data, max_bytes=max_bytes)
+        _merge(out, one, index, failed)
+
+
+def _merge(
+    out: DecodeResult, one: DecodeResult, index: int, failed: list[tuple[int, DecodeResult]] | None
+) -> None:
+    """Append one message's result to ``out``; name it in ``failed`` if it has rejections."""
+    out.events.extend(one.events)
+    if one.rejections:
+        out.rejections.extend(one.rejections)
+        if failed is not None:
+            failed.append((index, one))
+    out.ignored += one.ignored
+
+
+def parse_event(data: bytes) -> CloudTrailEvent:
+    """Decode exactly one event record, raising :class:`EventParseError` otherwise."""
+    result = decode_message(data, max_bytes=MAX_RECORD_BYTES)
+    if result.rejections:
+        first = result.rejections[0]
+        raise EventParseError(first.reason.value, first.detail)
+    if len(result.events) != 1:
+        raise EventParseError(RejectReason.UNSUPPORTED_SHAPE.value, "expected one record")
+    return result.events[0]
+
+
+def iter_json_lines(
+    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, budget: int = DECODE_CHUNK_BYTES
+) -> Iterator[DecodeResult]:
+    """Decode JSON lines (one message per non-blank line), one result per ``budget`` bytes
+    of lines (see :func:`chunk_ranges`).
+
+    Examples:
+        >>> [len(r.rejections) for r in iter_json_lines(b"x\\n\\n{}\\ny\\n", budget=3)]
+        [2, 1]
+    """
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    for start, end in chunk_ranges(lines, budget):
+        yield decode_many(lines[start:end], max_bytes=max_bytes)
+
+
+def chunk_ranges(
+    messages: Sequence[bytes], budget: int = DECODE_CHUNK_BYTES
+) -> Iterator[tuple[int, int]]:
+    """Consecutive ``[start, end)`` ranges of ``messages`` of about ``budget`` bytes each.
+
+    Every range holds at least one message, so a message above the budget is a range alone.
+
+    Examples:
+        >>> list(chunk_ranges([b"aa", b"bb", b"cccccc", b"d"], budget=4))
+        [(0, 2), (2, 3), (3, 4)]
+    """
+    start = size = 0
+    for index, message in enumerate(messages):
+        size += len(message)
+        if size >= budget:
+            yield start, index + 1
+            start, size = index + 1, 0
+    if start < len(messages):
+        yield start, len(messages)

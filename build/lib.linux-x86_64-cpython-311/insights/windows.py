@@ -1,0 +1,142 @@
+"""Event-time windows: per-stream minute buckets, watermark, lateness, clock jumps, dedupe.
+
+A *stream* is one (account, Region): CloudTrail delivers each Region's files on its own, so each
+stream has its own watermark. The watermark of a stream is ``max event time seen - allowed
+lateness``; a minute is *closed* (counted, scored, learned) once the watermark passes its end.
+Events for a closed minute are *late*: they are counted and not analysed.
+
+An event more than ``max_clock_jump_minutes`` ahead of its stream is held back, not trusted: a
+single record dated years ahead must not move time forward. Held events that agree with each
+other (``jump_confirm_events`` of them within the jump limit of the newest) move the stream to
+their time, as when a replay crosses a real gap in the logs; the others are rejected as
+``future_timestamp``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from insights.baselines import StreamExposure
+from insights.events import CloudTrailEvent
+
+__all__ = ["AttrKey", "DedupeWindow", "MinuteBuffer", "StreamState"]
+
+#: (row, principal, user agent, error code) -> count, for one stream-minute.
+AttrKey = tuple[int, str, str, str]
+MinuteBuffer = dict[AttrKey, int]
+
+
+@dataclass(slots=True, eq=False)
+class StreamState:
+    """Clock and open minutes of one (account, Region) stream."""
+
+    account: str
+    region: str
+    exposure: StreamExposure
+    first_minute: int
+    max_seen: int
+    closed_until: int
+    """Minutes before this are closed to new events (the watermark)."""
+    next_close: int = -1
+    """First minute not yet scored and learned (``<= closed_until``; closing is batched)."""
+    rows: list[int] = field(default_factory=list)
+    pending: dict[int, MinuteBuffer] = field(default_factory=dict)
+    recent: dict[int, MinuteBuffer] = field(default_factory=dict)
+    held: list[tuple[int, CloudTrailEvent]] = field(default_factory=list)
+    open_rows: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.next_close < 0:
+            self.next_close = self.closed_until
+
+    def remember(self, minute: int, buffer: MinuteBuffer, lookback: int) -> None:
+        """Keep a closed minute's buffer for attribution look-back; drop old ones."""
+        recent = self.recent
+        if buffer:
+            recent[minute] = buffer
+        # minutes are remembered in closing (increasing) order: the oldest come first
+        cutoff = minute - lookback
+        while recent:
+            oldest = next(iter(recent))
+            if oldest > cutoff:
+                break
+            del recent[oldest]
+
+    def row_minutes(
+        self, row: int, first: int, last: int, current: tuple[int, MinuteBuffer]
+    ) -> dict[int, list[tuple[str, str, str, int]]]:
+        """Per minute in ``[first, last]``: the (principal, agent, error, count) of ``row``."""
+        out: dict[int, list[tuple[str, str, str, int]]] = defaultdict(list)
+        sources = [(m, b) for m, b in self.recent.items() if first <= m <= last]
+        sources.append(current)
+        for minute, buffer in sources:
+            if not first <= minute <= last:
+                continue
+            for (r, principal, agent, error), count in buffer.items():
+                if r == row:
+                    out[minute].append((principal, agent, error, count))
+        return out
+
+
+class DedupeWindow:
+    """Remembers event ids for ``window`` minutes of event time (and at most ``max_ids``).
+
+    Examples:
+        >>> d = DedupeWindow(window=10, max_ids=100)
+        >>> d.seen("a", 1), d.seen("a", 2), d.seen("b", 2)
+        (False, True, False)
+        >>> d.seen("a", 30)  # forgotten after the window
+        False
+    """
+
+    def __init__(self, window: int, max_ids: int) -> None:
+        self.window = window
+        self.max_ids = max_ids
+        self._ids: set[str] = set()
+        self._by_minute: dict[int, list[str]] = {}
+        self._newest = -1
+
+    def seen(self, event_id: str, minute: int) -> bool:
+        """Return True if ``event_id`` was seen; otherwise remember it and return False."""
+        if minute > self._newest:
+            self._newest = minute
+            self._evict(minute - self.window)
+        if event_id in self._ids:
+            return True
+        if self.max_ids <= 0:
+            return False
+        self._ids.add(event_id)
+        bucket = self._by_minute.get(minute)
+        if bucket is None:
+            self._by_minute[minute] = bucket = []
+        bucket.append(event_id)
+        if len(self._ids) > self.max_ids:
+            self._evict_oldest()
+        return False
+
+    def _evict(self, before: int) -> None:
+        for old in [m for m in self._by_minute if m < before]:
+            self._ids.difference_update(self._by_minute.pop(old))
+
+    def _evict_oldest(self) -> None:
+        while len(self._ids) > self.max_ids and self._by_minute:
+            oldest = min(self._by_minute)
+            self._ids.difference_update(self._by_minute.pop(oldest))
+
+    def to_state(self) -> dict[str, object]:
+        """Plain-data snapshot."""
+        return {"newest": self._newest, "by_minute": dict(self._by_minute)}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        """Restore from :meth:`to_state` output."""
+        newest = state["newest"]
+        by_minute = state["by_minute"]
+        assert isinstance(newest, int)
+        assert isinstance(by_minute, dict)
+        self._newest = newest
+        self._by_minute = {int(m): list(ids) for m, ids in by_minute.items()}
+        self._ids = {i for ids in self._by_minute.values() for i in ids}
+
+    def __len__(self) -> int:
+        return len(self._ids)

@@ -1,0 +1,145 @@
+"""Reading CloudTrail from files: single files of any shape, S3-layout trees, stdin.
+
+A directory is walked recursively in sorted order. In an ``AWSLogs/`` tree the
+``CloudTrail-Digest/`` and ``CloudTrail-Insight/`` folders are skipped (digests are not events,
+and Insight files are our own kind of output); organization trails (``AWSLogs/o-xxxx/...``) need
+nothing special. ``.json.gz`` / ``.gz`` files are decompressed. A file whose content starts with
+``{"Records"`` or ``[`` is one message; any other file is JSON lines.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from insights import DecodeResult, Rejection, RejectReason, decode_message, iter_json_lines
+from streams.errors import SourceError
+
+__all__ = [
+    "FileBatch",
+    "InputBlob",
+    "iter_blobs",
+    "iter_paths",
+    "load_file",
+    "read_inputs",
+    "write_atomically",
+]
+
+_SKIP_DIRS = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
+_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz", ".log")
+#: A CloudTrail log file may be far larger than one Kafka message.
+MAX_FILE_BYTES = 1 << 30
+
+
+@dataclass(slots=True)
+class FileBatch:
+    """What one input file (or stdin chunk) decoded to."""
+
+    source: str
+    result: DecodeResult
+
+
+def iter_paths(root: Path) -> Iterator[Path]:
+    """Input files below ``root`` in a stable order, skipping digest and Insight folders."""
+    if root.is_file():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            if name.endswith(_SUFFIXES) and not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def load_file(path: Path) -> bytes:
+    """A file's bytes, gunzipped when it is gzip (``ValueError`` for a broken gzip)."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"bad gzip: {exc}") from exc
+    return data
+
+
+def _decode_file(data: bytes) -> Iterator[DecodeResult]:
+    head = data.lstrip()[:12]
+    if head.startswith(b"[") or head.replace(b" ", b"").startswith(b'{"Records"'):
+        yield decode_message(data, max_bytes=MAX_FILE_BYTES)
+        return
+    stripped = data.strip()
+    if stripped.startswith(b"{") and b"\n" not in stripped:
+        yield decode_message(stripped, max_bytes=MAX_FILE_BYTES)
+        return
+    yield from iter_json_lines(data)
+
+
+@dataclass(slots=True)
+class InputBlob:
+    """One unit of input: a stdin line, or a whole file's bytes (or why it could not be read)."""
+
+    source: str
+    data: bytes
+    from_stdin: bool = False
+    error: str | None = None
+
+
+def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
+    """Stdin lines (``-``) and files below each path, in order.
+
+    Raises :class:`SourceError` for a path that does not exist (an operator error); a file that
+    cannot be read or decompressed comes back with ``error`` set.
+    """
+    for name in paths:
+        if name != "-" and not Path(name).exists():
+            raise SourceError(f"no such file or directory: {name}")
+    for name in paths:
+        if name == "-":
+            for line in sys.stdin.buffer:
+                if line.strip():
+                    yield InputBlob("-", line.strip(), from_stdin=True)
+            continue
+        for path in iter_paths(Path(name)):
+            try:
+                yield InputBlob(str(path), load_file(path))
+            except (OSError, ValueError) as exc:
+                yield InputBlob(str(path), b"", error=f"{path}: {exc}")
+
+
+def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
+    """Decode every input named on the command line (``-`` is stdin, JSON lines).
+
+    Raises :class:`SourceError` for a path that does not exist (an operator error); a file that
+    cannot be read or decompressed yields a rejection instead.
+    """
+    for blob in iter_blobs(paths):
+        if blob.error is not None:
+            bad = DecodeResult([], [Rejection(RejectReason.BAD_PAYLOAD, blob.error, b"")])
+            yield FileBatch(blob.source, bad)
+        elif blob.from_stdin:
+            yield FileBatch(blob.source, decode_message(blob.data))
+        else:
+            for result in _decode_file(blob.data):
+                yield FileBatch(blob.source, result)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half:
+    write a temporary file beside it, fsync, rename, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(temp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,57 @@
+"""Process-level running of the worker: logging, metrics server, signals, exit codes."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from streams.delivery import start_sinks
+from streams.errors import StreamsError
+from streams.metrics import MetricsServer
+from streams.settings import WorkerSettings
+from streams.worker import Worker
+
+__all__ = ["install_signal_handlers", "run_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop``; a second signal exits at once."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if stop.is_set():
+            raise SystemExit(128 + signum)
+        logger.info("signal %d: draining, checkpointing and closing", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_worker(settings: WorkerSettings) -> int:
+    """Run the worker in this process until a signal; return the exit code."""
+    logging.getLogger().setLevel(settings.log_level.upper())
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    worker = Worker(settings)
+    server = None
+    if settings.metrics_port is not None:
+        server = MetricsServer(worker.metrics.registry, worker.health)
+        server.start(settings.metrics_host, settings.metrics_port)
+    install_signal_handlers(worker.stop_event)
+    sinks = start_sinks(settings, worker.metrics, worker.stop_event)
+    try:
+        worker.run()
+    except StreamsError as exc:
+        logger.error("worker stopped: %s", exc)
+        return 1
+    finally:
+        worker.stop_event.set()
+        for sink in sinks:
+            sink.thread.join(settings.shutdown_timeout_seconds)
+        if server is not None:
+            server.stop()
+    return 0

@@ -1,0 +1,199 @@
+"""Worker settings: command-line flags > ``CTINSIGHTS_*`` environment > config file > defaults.
+
+Everything is validated before anything connects. Secrets (SASL and SSL passwords, webhook
+keys) are :class:`~pydantic.SecretStr`: masked whenever settings are printed or logged.
+
+Environment names are the field names upper-cased with the ``CTINSIGHTS_`` prefix; nested
+detection settings use ``__``, e.g. ``CTINSIGHTS_DETECTION__SENSITIVITY=high``. List values
+(``CTINSIGHTS_INPUT_TOPICS``) are JSON arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from insights import EngineConfig
+from streams.errors import ConfigError
+from streams.sinks import WebhookSettings
+
+__all__ = [
+    "CheckpointStoreKind",
+    "KeyScheme",
+    "WorkerSettings",
+    "load_settings",
+    "read_config_file",
+]
+
+
+class CheckpointStoreKind(StrEnum):
+    """Where partition checkpoints live (see the README's "State and checkpoints")."""
+
+    KAFKA = "kafka"
+    DIRECTORY = "directory"
+
+
+class KeyScheme(StrEnum):
+    """Kafka message key of produced CloudTrail events (decides the partition)."""
+
+    ACCOUNT_REGION = "account-region"
+    ACCOUNT_REGION_SOURCE = "account-region-source"
+
+
+class WorkerSettings(BaseSettings):
+    """Settings of ``ctinsights run`` (and the Kafka part of ``produce``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CTINSIGHTS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    input_topics: list[str] = Field(default_factory=lambda: ["cloudtrail"], min_length=1)
+    output_topic: str = "cloudtrail-insights"
+    dead_letter_topic: str | None = "cloudtrail-dead-letter"
+    group_id: str = "ctinsights"
+    client_id: str = "ctinsights"
+    create_topics: bool = True
+    """Create missing output, dead-letter and state topics (input topics must exist)."""
+
+    # Kafka security, passed through to kafka-python
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+
+    # consumption
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=2_000, ge=100)
+    max_poll_records: int = Field(default=2_000, ge=1)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    auto_offset_reset: str = "earliest"
+
+    # state
+    checkpoint_store: CheckpointStoreKind = CheckpointStoreKind.KAFKA
+    state_dir: Path = Path("state")
+    checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
+    output_delay_seconds: float = Field(default=1.0, ge=0)
+    """Insights wait at most this long before their checkpoint is written and they are produced."""
+    checkpoint_chunk_bytes: int = Field(default=900_000, ge=1_024)
+    shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
+    discard_incompatible_state: bool = False
+    """Start a new baseline when a checkpoint was made under other detection settings."""
+
+    # operations
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | None = Field(default=9108, ge=0, le=65_535)
+    log_level: str = "INFO"
+
+    detection: EngineConfig = Field(default_factory=EngineConfig)
+
+    # sinks besides the output topic (each reads the output topic in its own group)
+    webhooks: list[WebhookSettings] = []
+    insight_dir: Path | None = None
+    """Write Insight files in AWS's S3 layout under this directory."""
+
+    @field_validator("input_topics")
+    @classmethod
+    def _distinct_topics(cls, topics: list[str]) -> list[str]:
+        if len(set(topics)) != len(topics):
+            raise ValueError("input topics must be distinct")
+        return topics
+
+    @model_validator(mode="after")
+    def _check(self) -> WorkerSettings:
+        outputs = {self.output_topic, self.dead_letter_topic}
+        if outputs & set(self.input_topics):
+            raise ValueError("output and dead-letter topics must differ from the input topics")
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+        if self.auto_offset_reset not in ("earliest", "latest"):
+            raise ValueError("auto_offset_reset must be earliest or latest")
+        return self
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Connection and security options shared by every kafka-python client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_plain_username,
+            "sasl_plain_password": _reveal(self.sasl_plain_password),
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_password": _reveal(self.ssl_password),
+        }
+        options.update({k: v for k, v in optional.items() if v is not None})
+        return options
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as plain data, secrets masked (``check-config``)."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
+    def state_topic(self, input_topic: str) -> str:
+        """The checkpoint topic of one input topic (one partition per input partition)."""
+        return f"{self.group_id}.{input_topic}.checkpoints"
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Settings from a TOML or JSON file (``ConfigError`` if missing or unreadable)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = file.read_text(encoding="utf-8")
+        loaded: dict[str, Any] = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    return loaded
+
+
+def load_settings(config_file: str | None = None, **flags: Any) -> WorkerSettings:
+    """Settings from flags (``None`` = not given), the environment and an optional file."""
+    file_values = read_config_file(config_file) if config_file else {}
+    given = {k: v for k, v in flags.items() if v is not None}
+
+    class _Layered(WorkerSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            from_file = InitSettingsSource(settings_cls, init_kwargs=file_values)
+            return (init_settings, env_settings, from_file)
+
+    try:
+        layered = _Layered(**given)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+    return WorkerSettings.model_construct(**dict(layered))

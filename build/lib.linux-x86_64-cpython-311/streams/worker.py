@@ -1,0 +1,637 @@
+"""``ctinsights run``: the Kafka stream worker around :class:`insights.InsightEngine`.
+
+One engine per assigned input partition (detection is partition-local: every detection key must
+arrive on one partition; ``ctinsights produce`` keys by account + Region). Per polled batch the
+worker decodes each message, sends what is rejected to the dead-letter topic, and feeds the rest
+to the partition's engine. Insight records wait (at most ``output_delay_seconds``) for a
+checkpoint that carries them; only then are they produced, keyed by ``sharedEventID``. See
+:mod:`streams.checkpoints` for why that makes the output exactly-once without transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from insights import (
+    DecodeResult,
+    EngineStats,
+    InsightEngine,
+    InsightRecord,
+    Rejection,
+    StateDecodeError,
+    chunk_ranges,
+    decode_many,
+    native,
+)
+from streams.checkpoints import (
+    Checkpoint,
+    CheckpointStore,
+    DirectoryStore,
+    KafkaStore,
+    PendingInsight,
+)
+from streams.errors import ConfigError, SinkError, SourceError, StreamsError
+from streams.metrics import HealthState, WorkerMetrics
+from streams.settings import CheckpointStoreKind, WorkerSettings
+from streams.topics import read_to_end
+
+__all__ = ["EVENT_ID_HEADER", "Worker"]
+
+logger = logging.getLogger(__name__)
+
+#: Header of every produced Insight record: its ``eventID`` (used to de-duplicate re-sends).
+EVENT_ID_HEADER = "ctinsights-event-id"
+_DLQ_LIMIT = 900_000
+_MAX_FETCH = 16 * 1024 * 1024
+_IDLE_PROBE_SECONDS = 10.0
+#: Wait after a poll that raised (the broker went away mid-call) before polling again.
+_POLL_BACKOFF_SECONDS = 1.0
+_MAX_CONFLICT_LOGS = 20
+#: Keys exported with rate and baseline (besides every key in an open insight).
+_TOP_KEYS = 20
+_RATES_EVERY_SECONDS = 5.0
+
+InsightCallback = Callable[[InsightRecord], None]
+
+
+@dataclass(slots=True)
+class _Partition:
+    """What the worker holds for one assigned input partition."""
+
+    tp: TopicPartition
+    engine: InsightEngine
+    offset: int | None
+    pending: list[PendingInsight] = field(default_factory=list)
+    pending_records: list[InsightRecord] = field(default_factory=list)
+    pending_since: float | None = None
+    dirty: bool = False
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    sequence: int = 0
+    stats_seen: EngineStats = field(default_factory=EngineStats)
+    keys_seen: int = 0
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.worker.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.worker.on_assigned(assigned)
+
+
+class Worker:
+    """Consumes CloudTrail from Kafka, detects, produces Insights; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        metrics: WorkerMetrics | None = None,
+        health: HealthState | None = None,
+        on_insight: InsightCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or WorkerMetrics()
+        self.health = health or HealthState()
+        self.on_insight = on_insight
+        self.stop_event = threading.Event()
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._key_partition: dict[tuple[str, str, str, str], TopicPartition] = {}
+        self._to_restore: set[TopicPartition] = set()
+        self._rates_published = 0.0
+        self._conflicts_logged = 0
+        self._last_data = time.monotonic()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._scanner: KafkaConsumer | None = None
+        self._store: CheckpointStore | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _connect(self) -> None:
+        s = self.settings
+        common = s.kafka_options()
+        self._producer = KafkaProducer(
+            **common,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_block_ms=10_000,
+            max_request_size=max(s.checkpoint_chunk_bytes, _DLQ_LIMIT) + 64 * 1024,
+        )
+        self._scanner = KafkaConsumer(
+            **common,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=_MAX_FETCH,
+            fetch_max_bytes=_MAX_FETCH * 4,
+        )
+        if s.create_topics:
+            self._ensure_topics()
+        if s.checkpoint_store is CheckpointStoreKind.KAFKA:
+            self._store = KafkaStore(
+                producer=self._producer,
+                consumer=KafkaConsumer(
+                    **common,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    max_partition_fetch_bytes=_MAX_FETCH,
+                    fetch_max_bytes=_MAX_FETCH * 4,
+                ),
+                topic_of={t: s.state_topic(t) for t in s.input_topics},
+                chunk_bytes=s.checkpoint_chunk_bytes,
+            )
+        else:
+            self._store = DirectoryStore(s.state_dir / s.group_id)
+        self._consumer = KafkaConsumer(
+            **common,
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=s.auto_offset_reset,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            max_poll_records=s.max_poll_records,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            max_partition_fetch_bytes=_MAX_FETCH,
+            fetch_max_bytes=_MAX_FETCH * 4,
+        )
+        self._consumer.subscribe(s.input_topics, listener=_Listener(self))
+
+    def _ensure_topics(self) -> None:
+        s = self.settings
+        admin = KafkaAdminClient(**s.kafka_options())
+        try:
+            existing = set(admin.list_topics())
+            missing_inputs = [t for t in s.input_topics if t not in existing]
+            if missing_inputs:
+                raise ConfigError(f"input topics do not exist: {', '.join(missing_inputs)}")
+            wanted: list[NewTopic] = []
+            for name in (s.output_topic, s.dead_letter_topic):
+                if name and name not in existing:
+                    wanted.append(NewTopic(name, 1, 1))
+            if s.checkpoint_store is CheckpointStoreKind.KAFKA:
+                for topic in s.input_topics:
+                    state = s.state_topic(topic)
+                    if state not in existing:
+                        count = len(self._partitions_of(topic))
+                        wanted.append(
+                            NewTopic(state, count, 1, topic_configs={"cleanup.policy": "compact"})
+                        )
+            for topic in wanted:
+                try:
+                    admin.create_topics([topic])
+                    logger.info(
+                        "created topic %s (%d partitions)", topic.name, topic.num_partitions
+                    )
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
+
+    def _partitions_of(self, topic: str) -> set[int]:
+        assert self._scanner is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = self._scanner.partitions_for_topic(topic)
+            if found:
+                return set(found)
+            self._scanner.topics()  # refresh metadata
+            time.sleep(0.2)
+        raise SourceError(f"no partition metadata for topic {topic}")
+
+    # ------------------------------------------------------------------ rebalances
+    def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Note newly assigned partitions; they are restored right after this poll returns.
+
+        (kafka-python runs rebalance callbacks on the consumer's IO thread, where the consumer's
+        own blocking calls are not allowed; records polled for them before the restore are
+        dropped and read again from the checkpoint's offset.)
+        """
+        self._to_restore.update(tp for tp in assigned if tp not in self._parts)
+
+    def _restore_assigned(self) -> None:
+        for tp in sorted(self._to_restore):
+            if tp not in self._parts:
+                self._restore(tp)
+        self._to_restore.clear()
+        self.metrics.partitions.set(len(self._parts))
+        self.health.update(restored=True, detail={"partitions": len(self._parts)})
+
+    def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Checkpoint and hand over each revoked partition (before anyone else gets it)."""
+        self.health.update(restored=False)
+        for tp in sorted(revoked):
+            self._to_restore.discard(tp)
+            part = self._parts.get(tp)
+            if part is None:
+                continue
+            try:
+                # no offset commit here: it would block on the consumer's own IO thread, and
+                # the next owner restores from the checkpoint's offset anyway
+                self._checkpoint(part, commit=False)
+            except StreamsError as exc:
+                logger.warning(
+                    "could not checkpoint %s on revoke (%s); its next owner "
+                    "re-reads from the previous checkpoint",
+                    tp,
+                    exc,
+                )
+            del self._parts[tp]
+            self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        self.metrics.partitions.set(len(self._parts))
+
+    def _restore(self, tp: TopicPartition) -> None:
+        assert self._store is not None
+        assert self._consumer is not None
+        config = self.settings.detection
+        checkpoint = self._store.load(tp.topic, tp.partition)
+        if checkpoint is None:
+            committed = self._consumer.committed(tp)
+            if committed is not None:
+                logger.warning(
+                    "%s has a committed offset %d but no checkpoint: starting a new baseline there",
+                    tp,
+                    committed,
+                )
+            part = _Partition(tp=tp, engine=InsightEngine(config), offset=committed)
+        else:
+            try:
+                engine = InsightEngine.from_state(checkpoint.engine, config)
+            except StateDecodeError as exc:
+                if not self.settings.discard_incompatible_state:
+                    raise ConfigError(
+                        f"checkpoint of {tp.topic}/{tp.partition} cannot be used: {exc}; run with "
+                        "the same detection settings, or set discard_incompatible_state"
+                    ) from exc
+                logger.warning("discarding incompatible checkpoint of %s: %s", tp, exc)
+                engine = InsightEngine(config)
+            part = _Partition(
+                tp=tp, engine=engine, offset=checkpoint.offset, sequence=checkpoint.sequence
+            )
+            part.stats_seen = engine.stats.copy()
+            part.keys_seen = engine.keys_tracked
+            if checkpoint.pending:
+                self._redeliver(checkpoint)
+        if part.offset is not None:
+            self._consumer.seek(tp, part.offset)
+        self._parts[tp] = part
+        logger.info(
+            "partition %s/%d restored at offset %s (%d keys)",
+            tp.topic,
+            tp.partition,
+            part.offset,
+            part.engine.keys_tracked,
+        )
+
+    def _redeliver(self, checkpoint: Checkpoint) -> None:
+        """Produce the checkpoint's pending Insights that are not on the output topic yet."""
+        wanted = {p.event_id for p in checkpoint.pending}
+        present = self._scan_output(checkpoint.output_from, wanted)
+        missing = [p for p in checkpoint.pending if p.event_id not in present]
+        logger.info(
+            "re-delivering %d of %d pending insights of %s/%d",
+            len(missing),
+            len(checkpoint.pending),
+            checkpoint.topic,
+            checkpoint.partition,
+        )
+        self._produce(missing)
+
+    def _scan_output(self, start: dict[int, int], wanted: set[str]) -> set[str]:
+        """Event ids among ``wanted`` found on the output topic at or after ``start``."""
+        scanner = self._scanner
+        assert scanner is not None
+        topic = self.settings.output_topic
+        starts = {
+            TopicPartition(topic, p): start.get(p, 0) for p in sorted(self._partitions_of(topic))
+        }
+        found: set[str] = set()
+        for message in read_to_end(scanner, starts, timeout=60.0):
+            event_id = dict(message.headers or []).get(EVENT_ID_HEADER, b"").decode()
+            if event_id in wanted:
+                found.add(event_id)
+        return found
+
+    # ------------------------------------------------------------------ processing
+    def _process(self, tp: TopicPartition, messages: list[Any]) -> None:
+        part = self._parts.get(tp)
+        if part is None:
+            return
+        self.metrics.messages.labels(tp.topic).inc(len(messages))
+        if part.offset is not None and messages and messages[0].offset < part.offset:
+            # redelivered below the restored position: already reflected in the state
+            messages = [m for m in messages if m.offset >= part.offset]
+        if not messages:
+            return
+        values = [m.value if m.value is not None else b"" for m in messages]
+        records: list[InsightRecord] = []
+        # decoded in small chunks that go to the engine at once (still in the CPU cache);
+        # closed minutes are scored in one step for the whole poll
+        for start, end in chunk_ranges(values):
+            failed: list[tuple[int, DecodeResult]] = []
+            chunk = values[start:end]
+            events = decode_many(chunk, failed=failed).events
+            for index, result in failed:
+                message, value = messages[start + index], chunk[index]
+                self._dead_letter(message, value, result.rejections, whole=not result.events)
+            records.extend(part.engine.process_many(events, drain=False))
+        part.offset = messages[-1].offset + 1
+        records.extend(part.engine.drain())
+        part.dirty = True
+        part.stats_seen = self.metrics.add_engine_delta(part.stats_seen, part.engine.stats)
+        self._check_keys(part)
+        if records:
+            if part.pending_since is None:
+                part.pending_since = time.monotonic()
+            for record in records:
+                d = record.to_dict()
+                part.pending.append(
+                    PendingInsight(d["eventID"], d["sharedEventID"], record.to_json())
+                )
+                part.pending_records.append(record)
+
+    def _dead_letter(
+        self, message: Any, value: bytes, rejections: list[Rejection], whole: bool
+    ) -> None:
+        """Send rejected input to the dead-letter topic with headers naming why and where.
+
+        A message of which nothing was usable goes unchanged; a batch with some bad records
+        sends each bad record. Anything above ~900 KB is cut (header ``truncated-from``).
+        """
+        for rejection in rejections:
+            self.metrics.rejected.labels(rejection.reason.value).inc()
+            self.metrics.dead_letters.labels(rejection.reason.value).inc()
+        topic = self.settings.dead_letter_topic
+        if topic is None:
+            return
+        whole = whole and len(rejections) == 1
+        items = [(rejections[0], value)] if whole else [(r, r.raw) for r in rejections]
+        for rejection, raw in items:
+            headers = [
+                ("ctinsights-reason", rejection.reason.value.encode()),
+                ("ctinsights-detail", rejection.detail[:200].encode("utf-8", "replace")),
+                ("ctinsights-source-topic", message.topic.encode()),
+                ("ctinsights-source-partition", str(message.partition).encode()),
+                ("ctinsights-source-offset", str(message.offset).encode()),
+                ("ctinsights-whole-message", b"true" if whole else b"false"),
+            ]
+            body = raw
+            if len(body) > _DLQ_LIMIT:
+                headers.append(("ctinsights-truncated-from", str(len(body)).encode()))
+                body = body[:_DLQ_LIMIT]
+            self._send(topic, None, body, headers)
+        self._flush()
+
+    def _check_keys(self, part: _Partition) -> None:
+        """Report detection keys that arrive on more than one partition (mis-keyed input)."""
+        keys = part.engine.keys(part.keys_seen)
+        part.keys_seen += len(keys)
+        for key in keys:
+            ident = (key.account, key.region, key.event_source, key.event_name)
+            owner = self._key_partition.setdefault(ident, part.tp)
+            if owner != part.tp:
+                self.metrics.key_conflicts.inc()
+                if self._conflicts_logged < _MAX_CONFLICT_LOGS:
+                    self._conflicts_logged += 1
+                    logger.warning(
+                        "detection key %s arrives on %s/%d and %s/%d: key input messages by "
+                        "account and Region (see README)",
+                        "/".join(ident),
+                        owner.topic,
+                        owner.partition,
+                        part.tp.topic,
+                        part.tp.partition,
+                    )
+
+    # ------------------------------------------------------------------ checkpoints and output
+    def _due(self, part: _Partition, now: float) -> bool:
+        s = self.settings
+        if part.pending_since is not None and now - part.pending_since >= s.output_delay_seconds:
+            return True
+        return part.dirty and now - part.last_checkpoint >= s.checkpoint_interval_seconds
+
+    def _checkpoint(self, part: _Partition, commit: bool) -> None:
+        """Write the partition's checkpoint, then produce its pending Insights."""
+        assert self._store is not None
+        if part.offset is None:
+            return
+        started = time.monotonic()
+        output_from = self._output_positions() if part.pending else {}
+        part.sequence += 1
+        checkpoint = Checkpoint(
+            topic=part.tp.topic,
+            partition=part.tp.partition,
+            offset=part.offset,
+            engine=part.engine.save_state(),
+            pending=list(part.pending),
+            output_from=output_from,
+            sequence=part.sequence,
+        )
+        size = self._store.save(checkpoint)
+        self.metrics.checkpoint_seconds.observe(time.monotonic() - started)
+        self.metrics.checkpoint_bytes.labels(part.tp.topic, str(part.tp.partition)).set(size)
+        self._produce(part.pending)
+        if self.on_insight is not None:
+            for record in part.pending_records:
+                self.on_insight(record)
+        part.pending = []
+        part.pending_records = []
+        part.pending_since = None
+        part.dirty = False
+        part.last_checkpoint = time.monotonic()
+        if commit:
+            self._commit(part)
+
+    def _commit(self, part: _Partition) -> None:
+        """Commit the input offset (for lag tooling; the checkpoint's offset is what restores)."""
+        assert self._consumer is not None
+        if part.offset is None:
+            return
+        try:
+            self._consumer.commit({part.tp: OffsetAndMetadata(part.offset, "", -1)})
+        except KafkaError as exc:
+            self.metrics.broker_errors.labels("commit").inc()
+            logger.info(
+                "offset commit for %s failed (%s); the checkpoint is authoritative", part.tp, exc
+            )
+
+    def _output_positions(self) -> dict[int, int]:
+        """Lower bounds of the output topic's end offsets (where a re-check would start)."""
+        assert self._scanner is not None
+        topic = self.settings.output_topic
+        tps = [TopicPartition(topic, p) for p in sorted(self._partitions_of(topic))]
+        ends = self._retry("end_offsets", lambda: self._scanner.end_offsets(tps))  # type: ignore[union-attr]
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def _produce(self, pending: list[PendingInsight]) -> None:
+        if not pending:
+            return
+        topic = self.settings.output_topic
+        for item in pending:
+            headers = [(EVENT_ID_HEADER, item.event_id.encode())]
+            self._send(topic, item.shared_event_id.encode(), item.value, headers)
+        self._flush()
+        self.metrics.produced.inc(len(pending))
+
+    def _send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Queue one message (retrying while the broker is away); :meth:`_flush` sends."""
+        producer = self._producer
+        assert producer is not None
+        self._retry("produce", lambda: producer.send(topic, key=key, value=value, headers=headers))
+
+    def _flush(self) -> None:
+        producer = self._producer
+        assert producer is not None
+        self._retry("flush", lambda: producer.flush(timeout=30))
+
+    def _retry(self, operation: str, call: Callable[[], Any]) -> Any:
+        """Call until it succeeds, with exponential backoff and jitter; the worker stays up.
+
+        Gives up (``SinkError``) only when stopping and the shutdown bound has passed.
+        """
+        delay = 0.2
+        give_up_at: float | None = None
+        while True:
+            try:
+                result = call()
+                self._broker_reached(True)
+                return result
+            except KafkaError as exc:
+                self.metrics.broker_errors.labels(operation).inc()
+                self._broker_reached(False)
+                logger.warning("%s failed (%s); retrying in %.1f s", operation, exc, delay)
+            if self.stop_event.is_set():
+                if give_up_at is None:
+                    give_up_at = time.monotonic() + self.settings.shutdown_timeout_seconds
+                elif time.monotonic() > give_up_at:
+                    raise SinkError(f"{operation} still failing at shutdown")
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 10.0)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> None:
+        """Run until :attr:`stop_event` is set; then checkpoint, commit and close."""
+        logger.info(
+            "per-event loops: %s",
+            "C accelerator"
+            if native.module is not None
+            else "pure Python (built without a C "
+            "compiler: about 1.3x slower, see README Performance)",
+        )
+        self._connect()
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            while not self.stop_event.is_set():
+                self.poll_once(consumer)
+        except Exception:
+            logger.exception("worker loop failed; checkpointing what it has")
+            raise
+        finally:
+            self._shutdown()
+
+    def poll_once(self, consumer: KafkaConsumer) -> None:
+        """One poll, its processing, due checkpoints and gauges."""
+        try:
+            batch = consumer.poll(timeout_ms=200)
+        except KafkaError as exc:
+            # kafka-python can raise out of poll while connections are reset: the broker is
+            # away, not the worker's input; report it, back off, and poll again
+            self.metrics.broker_errors.labels("poll").inc()
+            self._broker_reached(False)
+            logger.warning("poll failed (%s); retrying in %.1f s", exc, _POLL_BACKOFF_SECONDS)
+            self.stop_event.wait(_POLL_BACKOFF_SECONDS)
+            return
+        if self._to_restore:
+            self._restore_assigned()
+        now_wall = time.time()
+        self.metrics.last_poll.set(now_wall)
+        if batch:
+            self._last_data = time.monotonic()
+            self._broker_reached(True)
+            with self.metrics.processing.time():
+                for tp, messages in batch.items():
+                    self._process(tp, messages)
+        elif time.monotonic() - self._last_data > _IDLE_PROBE_SECONDS:
+            self._probe_broker(consumer)
+        now = time.monotonic()
+        for part in list(self._parts.values()):
+            if self._due(part, now):
+                self._checkpoint(part, commit=True)
+        self._update_gauges(consumer, now_wall)
+
+    def _probe_broker(self, consumer: KafkaConsumer) -> None:
+        self._last_data = time.monotonic()
+        try:
+            # a real round trip: topics() may answer from cached metadata while the broker is away
+            assigned = sorted(consumer.assignment())
+            if assigned:
+                consumer.end_offsets(assigned[:1], timeout_ms=5000)
+            else:
+                consumer.topics()
+        except KafkaError as exc:
+            self._broker_reached(False)
+            logger.warning("broker unreachable: %s", exc)
+            return
+        self._broker_reached(True)
+
+    def _broker_reached(self, ok: bool) -> None:
+        """Report whether the last call to the broker got through (metric and readiness)."""
+        self.metrics.broker_up.set(1 if ok else 0)
+        self.health.update(broker_ok=ok)
+
+    def _update_gauges(self, consumer: KafkaConsumer, now_wall: float) -> None:
+        keys = open_insights = 0
+        newest: int | None = None
+        for part in self._parts.values():
+            keys += part.engine.keys_tracked
+            open_insights += part.engine.open_insights
+            mark = part.engine.newest_watermark()
+            if mark is not None and (newest is None or mark > newest):
+                newest = mark
+            highwater = consumer.highwater(part.tp)
+            if highwater is not None and part.offset is not None:
+                lag = max(highwater - part.offset, 0)
+                self.metrics.consumer_lag.labels(part.tp.topic, str(part.tp.partition)).set(lag)
+        self.metrics.keys.set(keys)
+        self.metrics.open.set(open_insights)
+        if time.monotonic() - self._rates_published >= _RATES_EVERY_SECONDS:
+            self._rates_published = time.monotonic()
+            rates = [r for part in self._parts.values() for r in part.engine.rates(_TOP_KEYS)]
+            busiest = sorted(rates, key=lambda r: -r.rate_per_minute)[:_TOP_KEYS]
+            chosen = {id(r): r for r in busiest + [r for r in rates if r.in_insight]}
+            self.metrics.baselines.publish(list(chosen.values()))
+        if newest is not None:
+            self.metrics.watermark_lag.set(now_wall - newest * 60)
+
+    def _shutdown(self) -> None:
+        """Checkpoint every partition, commit, leave the group, close the clients."""
+        logger.info("stopping: checkpointing %d partitions", len(self._parts))
+        for part in list(self._parts.values()):
+            try:
+                self._checkpoint(part, commit=True)
+            except StreamsError as exc:
+                logger.error("final checkpoint of %s failed: %s", part.tp, exc)
+        self._parts.clear()
+        for closer in (self._consumer, self._scanner, self._store, self._producer):
+            if closer is None:
+                continue
+            try:
+                closer.close()
+            except (KafkaError, OSError) as exc:
+                logger.warning("close failed: %s", exc)
+        self.health.update(alive=False, restored=False)
