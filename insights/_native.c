@@ -10,7 +10,8 @@
  *
  *   decode_fast(decode, messages, start, max_bytes, out) -> (index, event or None)
  *   accept_complete(records, start, out) -> index
- *   scan(events, streams, jump, lateness, accept, schedule, slow) -> (skipped, late)
+ *   scan(events, streams, jump, lateness, accept, schedule, slow, dedupe, routes)
+ *       -> (skipped, late, analysed, duplicates)
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
  *   tail_scores(...): negative-binomial tail scores (_stats.c)
@@ -28,8 +29,8 @@
  * member descriptors, so reading a field is a load instead of a generic attribute lookup.
  * Any other type, or an unset slot, takes PyObject_GetAttr. */
 enum { F_EVENT_TIME, F_EVENT_SOURCE, F_EVENT_NAME, F_AWS_REGION, F_RECIPIENT_ACCOUNT_ID,
-       F_EVENT_TYPE, F_EVENT_CATEGORY, F_ERROR_CODE, F_READ_ONLY, F_MAX_SEEN, F_CLOSED_UNTIL,
-       F_COUNT };
+       F_EVENT_TYPE, F_EVENT_CATEGORY, F_ERROR_CODE, F_READ_ONLY, F_EVENT_ID, F_USER_IDENTITY,
+       F_USER_AGENT, F_MANAGEMENT_EVENT, F_MAX_SEEN, F_CLOSED_UNTIL, F_PENDING, F_COUNT };
 static PyObject *names[F_COUNT];
 
 typedef struct {
@@ -64,10 +65,11 @@ resolve_layout(SlotLayout *layout, PyTypeObject *type, const int *fields, int co
     }
 }
 
-static const int event_fields[] = {F_EVENT_TIME,   F_EVENT_SOURCE,         F_EVENT_NAME,
-                                   F_AWS_REGION,   F_RECIPIENT_ACCOUNT_ID, F_EVENT_TYPE,
-                                   F_EVENT_CATEGORY, F_ERROR_CODE,         F_READ_ONLY};
-static const int stream_fields[] = {F_MAX_SEEN, F_CLOSED_UNTIL};
+static const int event_fields[] = {
+    F_EVENT_TIME, F_EVENT_SOURCE,  F_EVENT_NAME, F_AWS_REGION,       F_RECIPIENT_ACCOUNT_ID,
+    F_EVENT_TYPE, F_EVENT_CATEGORY, F_ERROR_CODE, F_READ_ONLY,       F_EVENT_ID,
+    F_USER_IDENTITY, F_USER_AGENT,  F_MANAGEMENT_EVENT};
+static const int stream_fields[] = {F_MAX_SEEN, F_CLOSED_UNTIL, F_PENDING};
 
 /* The slot of field ``f`` of ``obj`` when ``obj`` has ``layout``'s type, else NULL. */
 static inline PyObject **
@@ -366,7 +368,13 @@ call_with_int(PyObject *func, PyObject *first, long long number, PyObject *third
 typedef struct {
     PyObject *streams, *accept, *schedule, *slow;
     long long jump, lateness, skipped, late;
+    /* accept's common case: the engine's dedupe window (its id set and ids per minute) and
+     * its cache of event shapes -> rows */
+    PyObject *dedupe, *dedupe_ids, *dedupe_minutes, *routes;
+    long long max_ids, analysed, duplicates;
 } ScanState;
+
+static PyObject *null_text, *newest_name; /* "null", "_newest" */
 
 /* The stream of an event's (account, Region), as a new reference; NULL with no error set when
  * the stream does not exist yet. */
@@ -393,6 +401,9 @@ stream_of(ScanState *st, PyObject *event)
     Py_XINCREF(stream);
     return stream;
 }
+
+static int advance_clock(ScanState *st, PyObject *stream, long long seconds,
+                         long long closed_until);
 
 /* A read-only call without an error code only moves its stream's clock. 1 when handled here,
  * 0 when the event is not of that kind, 2 when the Python loop must see it, -1 on error. */
@@ -435,19 +446,269 @@ skip_read_only(ScanState *st, PyObject *stream, PyObject *event, long long secon
         return 1;
     }
     st->skipped++;
-    if (seconds > max_seen) {
-        PyObject *value = PyLong_FromLongLong(seconds);
-        if (value == NULL || set_field(stream, F_MAX_SEEN, value) < 0) {
-            Py_XDECREF(value);
-            return -1;
-        }
-        Py_DECREF(value);
-        long long target = (seconds - st->lateness) / 60; /* both positive: floor division */
-        if (target > closed_until && call_with_int(st->schedule, stream, target, NULL) < 0) {
-            return -1;
-        }
+    if (seconds > max_seen && advance_clock(st, stream, seconds, closed_until) < 0) {
+        return -1;
     }
     return 1;
+}
+
+/* Move a stream's clock to ``seconds`` (newer than ``max_seen``) and schedule the minutes the
+ * allowed lateness now closes; -1 on error. */
+static int
+advance_clock(ScanState *st, PyObject *stream, long long seconds, long long closed_until)
+{
+    PyObject *value = PyLong_FromLongLong(seconds);
+    if (value == NULL || set_field(stream, F_MAX_SEEN, value) < 0) {
+        Py_XDECREF(value);
+        return -1;
+    }
+    Py_DECREF(value);
+    long long target = (seconds - st->lateness) / 60; /* both positive: floor division */
+    if (target > closed_until && call_with_int(st->schedule, stream, target, NULL) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The route key of InsightEngine._accept: (stream, source, name, error code, read-only,
+ * management, category, type). */
+static PyObject *
+route_of(PyObject *stream, PyObject *event)
+{
+    static const int parts[] = {F_EVENT_SOURCE, F_EVENT_NAME, F_ERROR_CODE, F_READ_ONLY,
+                                F_MANAGEMENT_EVENT, F_EVENT_CATEGORY, F_EVENT_TYPE};
+    PyObject *route = PyTuple_New(8);
+    if (route == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(route, 0, Py_NewRef(stream));
+    for (int i = 0; i < 7; i++) {
+        PyObject *value = get_field(event, parts[i]);
+        if (value == NULL) {
+            Py_DECREF(route);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(route, i + 1, value);
+    }
+    return route;
+}
+
+/* DedupeWindow.seen when nothing has to be evicted: 1 seen before, 0 remembered now (or not
+ * kept), 2 when the Python window must decide, -1 on error. */
+static int
+dedupe_seen(ScanState *st, PyObject *event_id, long long minute)
+{
+    long long newest;
+    PyObject *value = PyObject_GetAttr(st->dedupe, newest_name);
+    if (value == NULL) {
+        return -1;
+    }
+    newest = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    if (newest == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (minute > newest || !PyUnicode_CheckExact(event_id)) {
+        return 2; /* a new newest minute evicts old ones */
+    }
+    int seen = PySet_Contains(st->dedupe_ids, event_id);
+    if (seen != 0 || st->max_ids <= 0) {
+        return seen;
+    }
+    if (PySet_GET_SIZE(st->dedupe_ids) >= st->max_ids) {
+        return 2; /* full: the oldest minute goes */
+    }
+    PyObject *key = PyLong_FromLongLong(minute);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *bucket = PyDict_GetItemWithError(st->dedupe_minutes, key); /* borrowed */
+    int status = -1;
+    if (bucket == NULL && !PyErr_Occurred()) {
+        bucket = PyList_New(0);
+        if (bucket != NULL && PyDict_SetItem(st->dedupe_minutes, key, bucket) == 0) {
+            Py_DECREF(bucket); /* the dict holds it */
+        } else {
+            Py_XDECREF(bucket);
+            bucket = NULL;
+        }
+    }
+    if (bucket != NULL && PyList_CheckExact(bucket) && PySet_Add(st->dedupe_ids, event_id) == 0 &&
+        PyList_Append(bucket, event_id) == 0) {
+        status = 0;
+    }
+    if (bucket != NULL && !PyList_CheckExact(bucket)) {
+        PyErr_SetString(PyExc_TypeError, "dedupe minutes must hold lists");
+    }
+    Py_DECREF(key);
+    return status;
+}
+
+/* ``value or "null"`` as a new reference. */
+static PyObject *
+or_null(PyObject *value)
+{
+    int truth = PyObject_IsTrue(value);
+    if (truth < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    if (truth) {
+        return value;
+    }
+    Py_DECREF(value);
+    return Py_NewRef(null_text);
+}
+
+/* The principal of an event: its identity's ARN, else invoked-by, else principal id, else
+ * "null" (as InsightEngine._accept). */
+static PyObject *
+principal_of(PyObject *event)
+{
+    static const char *choices[] = {"arn", "invoked_by", "principal_id"};
+    PyObject *ident = get_field(event, F_USER_IDENTITY);
+    if (ident == NULL || ident == Py_None) {
+        Py_XDECREF(ident);
+        return ident == NULL ? NULL : Py_NewRef(null_text);
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *value = PyObject_GetAttrString(ident, choices[i]);
+        int truth = value == NULL ? -1 : PyObject_IsTrue(value);
+        if (truth != 0) {
+            Py_DECREF(ident);
+            if (truth < 0) {
+                Py_XDECREF(value);
+                return NULL;
+            }
+            return value;
+        }
+        Py_DECREF(value);
+    }
+    Py_DECREF(ident);
+    return Py_NewRef(null_text);
+}
+
+/* Count the event in its minute's buffer under each of ``rows``: (row, principal, agent,
+ * error) -> count. */
+static int
+count_in_buffer(PyObject *stream, PyObject *event, long long minute, PyObject *rows)
+{
+    PyObject *pending = get_field(stream, F_PENDING), *key = NULL, *slot = NULL;
+    PyObject *principal = NULL, *agent = NULL, *error = NULL;
+    int status = -1;
+    if (pending == NULL || !PyDict_CheckExact(pending)) {
+        if (pending != NULL) {
+            PyErr_SetString(PyExc_TypeError, "a stream's pending minutes must be a dict");
+        }
+        goto done;
+    }
+    key = PyLong_FromLongLong(minute);
+    if (key == NULL) {
+        goto done;
+    }
+    PyObject *buffer = PyDict_GetItemWithError(pending, key); /* borrowed */
+    if (buffer == NULL) {
+        if (PyErr_Occurred() || (buffer = PyDict_New()) == NULL) {
+            goto done;
+        }
+        int set = PyDict_SetItem(pending, key, buffer);
+        Py_DECREF(buffer); /* pending holds it */
+        if (set < 0) {
+            goto done;
+        }
+    }
+    if ((principal = principal_of(event)) == NULL) {
+        goto done;
+    }
+    agent = get_field(event, F_USER_AGENT);
+    if (agent == NULL || (agent = or_null(agent)) == NULL) {
+        goto done;
+    }
+    error = get_field(event, F_ERROR_CODE);
+    if (error == NULL || (error = or_null(error)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(rows); i++) {
+        slot = PyTuple_Pack(4, PyTuple_GET_ITEM(rows, i), principal, agent, error);
+        if (slot == NULL) {
+            goto done;
+        }
+        PyObject *count = PyDict_GetItemWithError(buffer, slot); /* borrowed */
+        long long n = count == NULL ? 0 : PyLong_AsLongLong(count);
+        if ((count == NULL || n == -1) && PyErr_Occurred()) {
+            goto done;
+        }
+        PyObject *next = PyLong_FromLongLong(n + 1);
+        if (next == NULL || PyDict_SetItem(buffer, slot, next) < 0) {
+            Py_XDECREF(next);
+            goto done;
+        }
+        Py_DECREF(next);
+        Py_CLEAR(slot);
+    }
+    status = 0;
+done:
+    Py_XDECREF(slot);
+    Py_XDECREF(principal);
+    Py_XDECREF(agent);
+    Py_XDECREF(error);
+    Py_XDECREF(key);
+    Py_XDECREF(pending);
+    return status;
+}
+
+/* InsightEngine._accept for an event whose shape was routed before: 1 when handled here, 0
+ * when the Python method must take it (a new shape, a dedupe eviction), -1 on error. */
+static int
+accept_routed(ScanState *st, PyObject *stream, PyObject *event, long long seconds,
+              long long max_seen)
+{
+    /* the route first: looking it up changes nothing, so a new shape can still go to Python */
+    PyObject *route = route_of(stream, event);
+    if (route == NULL) {
+        return -1;
+    }
+    PyObject *rows = PyDict_GetItemWithError(st->routes, route); /* borrowed */
+    Py_DECREF(route);
+    if (rows == NULL || !PyTuple_CheckExact(rows)) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(rows);
+    long long minute = seconds / 60, closed_until;
+    int status = -1;
+    PyObject *event_id = get_field(event, F_EVENT_ID);
+    if (event_id == NULL) {
+        goto done;
+    }
+    if (event_id != Py_None) {
+        int seen = dedupe_seen(st, event_id, minute);
+        if (seen != 0) {
+            st->duplicates += seen == 1;
+            status = seen == 2 ? 0 : (seen == 1 ? 1 : -1);
+            goto done;
+        }
+    }
+    if (attr_int(stream, F_CLOSED_UNTIL, &closed_until) < 0) {
+        goto done;
+    }
+    if (minute < closed_until) {
+        st->late++;
+        status = 1;
+        goto done;
+    }
+    if (PyTuple_GET_SIZE(rows) > 0) {
+        if (count_in_buffer(stream, event, minute, rows) < 0) {
+            goto done;
+        }
+        st->analysed++;
+    } else {
+        st->skipped++;
+    }
+    status = seconds > max_seen && advance_clock(st, stream, seconds, closed_until) < 0 ? -1 : 1;
+done:
+    Py_XDECREF(event_id);
+    Py_DECREF(rows);
+    return status;
 }
 
 /* One event of scan(); 0 or -1 on error. */
@@ -475,7 +736,12 @@ scan_one(ScanState *st, PyObject *event)
         } else {
             status = skip_read_only(st, stream, event, seconds, max_seen);
             if (status == 0) {
-                status = call_with_int(st->accept, stream, seconds, event);
+                status = accept_routed(st, stream, event, seconds, max_seen);
+                if (status == 0) {
+                    status = call_with_int(st->accept, stream, seconds, event);
+                } else if (status == 1) {
+                    status = 0;
+                }
             } else if (status == 2) {
                 status = call_discard(st->slow, &event, 1);
             } else if (status == 1) {
@@ -493,14 +759,34 @@ scan_one(ScanState *st, PyObject *event)
 static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
-        return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, schedule, slow)");
+    if (nargs != 9 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[8])) {
+        return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, "
+                                  "schedule, slow, dedupe, routes: dict)");
     }
     ScanState st = {args[1], args[4], args[5], args[6], 0, 0, 0, 0};
+    st.dedupe = args[7];
+    st.routes = args[8];
     st.jump = PyLong_AsLongLong(args[2]);
     st.lateness = PyLong_AsLongLong(args[3]);
     if (PyErr_Occurred()) {
         return NULL;
+    }
+    PyObject *max_ids = PyObject_GetAttrString(st.dedupe, "max_ids");
+    st.max_ids = max_ids == NULL ? -1 : PyLong_AsLongLong(max_ids);
+    Py_XDECREF(max_ids);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    /* borrowed for the call: the window keeps its set and dict (it only mutates them) */
+    st.dedupe_ids = PyObject_GetAttrString(st.dedupe, "_ids");
+    st.dedupe_minutes = PyObject_GetAttrString(st.dedupe, "_by_minute");
+    PyObject *held[2] = {st.dedupe_ids, st.dedupe_minutes};
+    if (st.dedupe_ids == NULL || st.dedupe_minutes == NULL || !PySet_CheckExact(st.dedupe_ids) ||
+        !PyDict_CheckExact(st.dedupe_minutes)) {
+        Py_XDECREF(held[0]);
+        Py_XDECREF(held[1]);
+        return PyErr_Occurred() ? NULL : native_usage_error("a DedupeWindow (set, dict)");
     }
     PyObject *events = args[0];
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
@@ -509,10 +795,14 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int status = scan_one(&st, event);
         Py_DECREF(event);
         if (status < 0) {
+            Py_DECREF(held[0]);
+            Py_DECREF(held[1]);
             return NULL;
         }
     }
-    return Py_BuildValue("(LL)", st.skipped, st.late);
+    Py_DECREF(held[0]);
+    Py_DECREF(held[1]);
+    return Py_BuildValue("(LLLL)", st.skipped, st.late, st.analysed, st.duplicates);
 }
 
 static PyObject *
@@ -561,9 +851,19 @@ PyInit__native(void)
         [F_EVENT_CATEGORY] = "event_category",
         [F_ERROR_CODE] = "error_code",
         [F_READ_ONLY] = "read_only",
+        [F_EVENT_ID] = "event_id",
+        [F_USER_IDENTITY] = "user_identity",
+        [F_USER_AGENT] = "user_agent",
+        [F_MANAGEMENT_EVENT] = "management_event",
         [F_MAX_SEEN] = "max_seen",
         [F_CLOSED_UNTIL] = "closed_until",
+        [F_PENDING] = "pending",
     };
+    null_text = PyUnicode_InternFromString("null");
+    newest_name = PyUnicode_InternFromString("_newest");
+    if (null_text == NULL || newest_name == NULL) {
+        return NULL;
+    }
     for (int f = 0; f < F_COUNT; f++) {
         names[f] = PyUnicode_InternFromString(spelled[f]);
         if (names[f] == NULL) {

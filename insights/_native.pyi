@@ -17,7 +17,9 @@ def scan(
     accept: Callable[..., object],
     schedule: Callable[..., object],
     slow: Callable[..., object],
-) -> tuple[int, int]: ...
+    dedupe: object,
+    routes: dict[Any, Any],
+) -> tuple[int, int, int, int]: ...
 def merge_minute(
     ids: object,
     weights: object,

@@ -184,13 +184,16 @@ class InsightEngine:
         return self._drain() if self._due else []
 
     def _process_slice(self, events: list[CloudTrailEvent]) -> None:
-        """The per-event loop: in C when :mod:`insights.native` is built (it hands anything but
-        the common case to :meth:`_scan_one`), else :meth:`_scan`."""
+        """The per-event loop: in C when :mod:`insights.native` is built, else :meth:`_scan`.
+
+        The C loop also does :meth:`_accept`'s work for events of a shape already routed, with
+        nothing to evict from the dedupe window; it hands those to :meth:`_accept` and anything
+        else unusual to :meth:`_scan_one`."""
         fast = native.module
         if fast is None:
             self._scan(events)
             return
-        skipped, late = fast.scan(
+        skipped, late, analysed, duplicates = fast.scan(
             events,
             self._streams,
             self._jump,
@@ -198,9 +201,14 @@ class InsightEngine:
             self._accept,
             self._schedule,
             self._scan_one,
+            self._dedupe,
+            self._routes,
         )
-        self.stats.not_analysed += skipped
-        self.stats.late += late
+        stats = self.stats
+        stats.not_analysed += skipped
+        stats.late += late
+        stats.analysed += analysed
+        stats.duplicates += duplicates
 
     def _scan_one(self, event: CloudTrailEvent) -> None:
         self._scan([event])
@@ -733,6 +741,11 @@ class InsightEngine:
     def keys_tracked(self) -> int:
         """Number of baselines (keys) held."""
         return len(self._keys)
+
+    @property
+    def ids_remembered(self) -> int:
+        """Event ids held for de-duplication (at most ``dedupe_max_ids``)."""
+        return len(self._dedupe)
 
     @property
     def open_insights(self) -> int:

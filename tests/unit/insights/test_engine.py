@@ -100,7 +100,7 @@ def test_plain_reads_skip_deduplication_but_still_move_the_clock() -> None:
     read = make_event(T0, "DescribeInstances", read_only=True, event_id="r1")
     engine.process_many([read, read])
     assert (engine.stats.not_analysed, engine.stats.duplicates) == (2, 0)
-    assert len(engine._dedupe) == 0  # their ids cost no memory
+    assert engine.ids_remembered == 0  # their ids cost no memory
     engine.process(make_event(T0 + 600, "DescribeInstances", read_only=True))
     assert engine.watermark("123456789012", "us-east-1") == (T0 + 600 - 60) // 60
     failed = make_event(T0 + 600, "DescribeInstances", read_only=True, error="AccessDenied")

@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from itertools import cycle
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,7 +28,7 @@ from insights import (
 )
 from insights.attribution import AttributionTable, Interner
 from insights.baselines import N_SLOTS, BaselineTable, StreamExposure
-from insights.events import event_seconds
+from insights.events import UserIdentity, event_seconds
 from insights.stats import nb_tail_score
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
@@ -264,6 +265,64 @@ def test_real_logs_give_the_same_output_with_and_without_the_accelerator(
 
     fast, pure = _engine_view(run)
     assert fast == pure
+
+
+def _identities_and_repeats() -> list[CloudTrailEvent]:
+    """Every principal, agent and error-code fallback, missing ids and repeated ids."""
+    variants = [
+        {"user_identity": None},
+        {"user_identity": UserIdentity(arn="", invoked_by="ec2.amazonaws.com", principal_id="P")},
+        {"user_identity": UserIdentity(principal_id="AIDAEXAMPLE")},
+        {"user_identity": UserIdentity()},
+        {"user_agent": None},
+        {"user_agent": "", "error_code": ""},
+        {"error_code": "AccessDenied"},
+        {},
+    ]
+    events = background(0.5, 3.0, seed=4) + burst(T0 + 36_000, 60, spread=120)
+    events.sort(key=event_seconds)
+    out: list[CloudTrailEvent] = []
+    for i, event in enumerate(events):
+        changed = msgspec.structs.replace(event, **variants[i % len(variants)])  # type: ignore[arg-type]
+        if i % 11 == 0:
+            changed = msgspec.structs.replace(changed, event_id=None)
+        out.append(changed)
+        if i % 13 == 0:  # delivered twice
+            out.append(msgspec.structs.replace(changed))
+    return out
+
+
+@pytest.mark.parametrize(("window", "max_ids"), [(10, 40), (60, 0), (60, 2_000_000)])
+def test_accepted_events_are_the_same_with_and_without_the_accelerator(
+    window: int, max_ids: int
+) -> None:
+    """Records, counters and the whole saved state (buffers, dedupe ids) of both paths, with a
+    dedupe window that fills up, one that keeps nothing and one that never fills."""
+    events = _identities_and_repeats()
+
+    def run() -> tuple[list[bytes], dict[str, object], bytes]:
+        config = EngineConfig(
+            warmup_minutes=30, dedupe_window_minutes=window, dedupe_max_ids=max_ids
+        )
+        engine = InsightEngine(config)
+        out = []
+        start, sizes = 0, cycle((1, 1, 2, 1, 50))
+        while start < len(events):
+            size = next(sizes)
+            out += engine.process_many(events[start : start + size], drain=False)
+            start += size
+            assert engine.ids_remembered <= max_ids  # bounded after every call
+        state = engine.save_state()
+        records = [r.to_json() for r in out + engine.drain() + engine.flush()]
+        return records, engine.stats.as_dict(), state
+
+    fast, pure = both(run)
+    assert fast == pure
+    records, stats, _ = fast
+    assert records
+    duplicates = stats["duplicates"]
+    assert isinstance(duplicates, int)
+    assert duplicates > 0 if max_ids else duplicates == 0
 
 
 def test_a_read_only_stream_counts_as_not_analysed() -> None:
