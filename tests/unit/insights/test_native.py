@@ -378,7 +378,9 @@ def test_loops_reject_calls_they_do_not_understand() -> None:
     with pytest.raises(TypeError, match="expected decode_fast"):
         BUILT.decode_fast(len, (b"x",), 0, 10, [])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expected scan"):
-        BUILT.scan([], [], 0, 0, len, len, len)  # type: ignore[arg-type]
+        BUILT.scan([], [], 0, 0, len, len, len, None, {})  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):  # the dedupe window is not one
+        BUILT.scan([], {}, 0, 0, len, len, len, object(), {})
     with pytest.raises(TypeError):
         BUILT.accept_complete([], "0", [])  # type: ignore[arg-type]
     assert BUILT.accept_complete([], -5, []) == 0  # a negative start reads from the first
