@@ -530,7 +530,7 @@ class Worker:
             "C accelerator"
             if native.module is not None
             else "pure Python (built without a C "
-            "compiler: about 1.3x slower, see README Performance)",
+            "compiler: about 1.6-2x slower, see README Performance)",
         )
         self._connect()
         consumer = self._consumer
