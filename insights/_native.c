@@ -594,7 +594,7 @@ static int
 count_in_buffer(PyObject *stream, PyObject *event, long long minute, PyObject *rows)
 {
     PyObject *pending = get_field(stream, F_PENDING), *key = NULL, *slot = NULL;
-    PyObject *principal = NULL, *agent = NULL, *error = NULL;
+    PyObject *principal = NULL, *agent = NULL, *error = NULL, *held = NULL;
     int status = -1;
     if (pending == NULL || !PyDict_CheckExact(pending)) {
         if (pending != NULL) {
@@ -606,17 +606,18 @@ count_in_buffer(PyObject *stream, PyObject *event, long long minute, PyObject *r
     if (key == NULL) {
         goto done;
     }
-    PyObject *buffer = PyDict_GetItemWithError(pending, key); /* borrowed */
+    /* held, not borrowed: reading the identity below runs attribute lookups */
+    PyObject *buffer = Py_XNewRef(PyDict_GetItemWithError(pending, key));
     if (buffer == NULL) {
         if (PyErr_Occurred() || (buffer = PyDict_New()) == NULL) {
             goto done;
         }
-        int set = PyDict_SetItem(pending, key, buffer);
-        Py_DECREF(buffer); /* pending holds it */
-        if (set < 0) {
+        if (PyDict_SetItem(pending, key, buffer) < 0) {
+            Py_DECREF(buffer);
             goto done;
         }
     }
+    held = buffer;
     if ((principal = principal_of(event)) == NULL) {
         goto done;
     }
@@ -648,6 +649,7 @@ count_in_buffer(PyObject *stream, PyObject *event, long long minute, PyObject *r
     }
     status = 0;
 done:
+    Py_XDECREF(held);
     Py_XDECREF(slot);
     Py_XDECREF(principal);
     Py_XDECREF(agent);

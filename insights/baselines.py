@@ -62,18 +62,11 @@ _RESCALE_EXPONENT = 40.0
 #: 3-sigma cap counts only SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
 SUSPECT_SCORE = 4.0
 SUSPECT_WEIGHT = 0.25
-#: Rows of the planes of a :class:`ScoredMinutes` (the C accelerator's output layout).
-_P_DECAY, _P_MU, _P_MEAN, _P_PHI, _P_WINDOW, _P_LAM, _P_SCORE_PHI, _P_PEAK0 = (
-    0,
-    1,
-    2,
-    3,
-    6,
-    9,
-    12,
-    15,
-)
-_PLANES = 16
+#: Rows of the (planes, rows) output of the C accelerator's score_minutes (``_closing.c``):
+#: one plane each for decay, mu, mean rate and the minute-scale peak decay, three (one per
+#: scale) for phi, window, lam and the phi each scale is scored with.
+_P_DECAY, _P_MU, _P_MEAN, _P_PHI, _P_WINDOW = 0, 1, 2, 3, 6
+_P_LAM, _P_SCORE_PHI, _P_PEAK0, _PLANES = 9, 12, 15, 16
 
 
 def slot_of(minute: int) -> int:

@@ -55,7 +55,7 @@ def nb_tail_score(
                 phi,
                 where,
                 out,
-                np.empty(6 * x.size, dtype=np.float64).reshape(6, x.size),
+                np.empty((6, x.size), dtype=np.float64),
                 special.gammainc,
                 special.betainc,
                 np.log10,
