@@ -872,5 +872,10 @@ PyInit__native(void)
             return NULL;
         }
     }
-    return PyModule_Create(&native_module);
+    PyObject *module = PyModule_Create(&native_module);
+    /* the calling convention of these functions: insights/native.py loads only its own */
+    if (module != NULL && PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0) {
+        Py_CLEAR(module);
+    }
+    return module;
 }

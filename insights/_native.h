@@ -5,6 +5,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+/* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
+#define NATIVE_ABI 2
+
 /* The TypeError of a call that does not match ``usage``; returns NULL. */
 PyObject *native_usage_error(const char *usage);
 

@@ -1,6 +1,8 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+ABI: int
+
 def decode_fast(
     decode: Callable[[bytes], object],
     messages: list[Any],

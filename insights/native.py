@@ -19,11 +19,27 @@ pure-Python code.
 
 from __future__ import annotations
 
-__all__ = ["module"]
+import logging
+
+__all__ = ["ABI", "module"]
+
+#: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
+ABI = 2
 
 try:
     from insights import _native
 except ImportError:  # installed without a C compiler
+    _native = None  # type: ignore[assignment]
+
+if _native is not None and getattr(_native, "ABI", None) != ABI:
+    # a module left by an earlier build (an editable install whose rebuild failed): its
+    # functions take other arguments, so the pure-Python code runs instead
+    logging.getLogger(__name__).warning(
+        "insights._native is from another version (ABI %s, expected %s): not used; "
+        "reinstall to rebuild it",
+        getattr(_native, "ABI", None),
+        ABI,
+    )
     _native = None  # type: ignore[assignment]
 
 #: The compiled module, or None (the pure-Python code).

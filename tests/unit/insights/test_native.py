@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import random
+import sys
+import types
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -18,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special
 
+import insights
 from insights import (
     CloudTrailEvent,
     DecodeResult,
@@ -49,6 +54,29 @@ def both(run: Callable[[], T]) -> tuple[T, T]:
     finally:
         native.module = BUILT
     return fast, pure
+
+
+def test_the_built_module_has_the_calling_convention_of_this_code() -> None:
+    assert BUILT is not None
+    assert BUILT.ABI == native.ABI
+
+
+def test_a_module_of_another_version_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    stale = types.ModuleType("insights._native")
+    stale.ABI = native.ABI - 1  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "insights._native", stale)
+    monkeypatch.setattr(insights, "_native", stale)
+    try:
+        with caplog.at_level(logging.WARNING, logger="insights.native"):
+            importlib.reload(native)
+        assert native.module is None
+        assert "from another version" in caplog.text
+    finally:
+        monkeypatch.undo()
+        importlib.reload(native)
+    assert native.module is BUILT
 
 
 # ------------------------------------------------------------------ timestamps
