@@ -397,13 +397,22 @@ native_merge_buffers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     Py_ssize_t distinct = rank_values(slots, count, sorted);
+    /* the values are borrowed from the buffers' keys: hold them while ``intern`` (any
+     * callable) runs */
+    for (Py_ssize_t i = 0; i < distinct; i++) {
+        Py_INCREF(sorted[i]);
+    }
     value_ids = PyList_New(distinct);
     for (Py_ssize_t i = 0; value_ids != NULL && i < distinct; i++) {
         PyObject *id = PyObject_CallOneArg(args[4], sorted[i]);
         if (id == NULL) {
-            goto done;
+            Py_CLEAR(value_ids);
+            break;
         }
         PyList_SET_ITEM(value_ids, i, id);
+    }
+    for (Py_ssize_t i = 0; i < distinct; i++) {
+        Py_DECREF(sorted[i]);
     }
     if (value_ids == NULL) {
         goto done;

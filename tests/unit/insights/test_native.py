@@ -598,6 +598,12 @@ def test_buffer_merge_rejects_what_it_cannot_read() -> None:
         BUILT.merge_buffers(table.ids, table.weights, [{(5, "a", "b", ""): 1}], {5: 1.0}, names.id)
     with pytest.raises(TypeError, match="expected merge_buffers"):
         BUILT.merge_buffers(table.ids, table.weights, [good], [(0, 1.0)], names.id)  # type: ignore[arg-type]
+
+    def refuse(value: str) -> int:
+        raise ValueError(f"refused {value!r}")
+
+    with pytest.raises(ValueError, match="refused"):
+        BUILT.merge_buffers(table.ids, table.weights, [good], {0: 1.0}, refuse)
     assert not table.weights.any()
     fresh = Interner()
     BUILT.merge_buffers(table.ids, table.weights, [good], {0: 2.0}, fresh.id)
