@@ -36,17 +36,7 @@ enum { P_DECAY = 0, P_MU = 1, P_MEAN = 2, P_PHI = 3, P_WINDOW = 6, P_LAM = 9, P_
        P_PEAK0 = 15, N_PLANES = 16 };
 
 /* ------------------------------------------------------------------ numpy's arithmetic */
-static inline double
-np_max(double a, double b)
-{
-    return (a >= b || isnan(a)) ? a : b;
-}
-
-static inline double
-np_min(double a, double b)
-{
-    return (a <= b || isnan(a)) ? a : b;
-}
+/* (np_max and np_min are in _native.h) */
 
 /* numpy's pairwise sum of 48 contiguous doubles (eight accumulators, then a tree). */
 static double

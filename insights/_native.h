@@ -5,8 +5,23 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
+
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
 #define NATIVE_ABI 2
+
+/* numpy's maximum and minimum: a NaN operand wins (the C library's fmax/fmin drop it). */
+static inline double
+np_max(double a, double b)
+{
+    return (a >= b || isnan(a)) ? a : b;
+}
+
+static inline double
+np_min(double a, double b)
+{
+    return (a <= b || isnan(a)) ? a : b;
+}
 
 /* The TypeError of a call that does not match ``usage``; returns NULL. */
 PyObject *native_usage_error(const char *usage);

@@ -51,17 +51,6 @@ at(const Strided *a, Py_ssize_t i, Py_ssize_t j)
     return (const char *)a->view.buf + i * a->stride0 + j * a->stride1;
 }
 
-static inline double
-np_max(double a, double b)
-{
-    return (a >= b || isnan(a)) ? a : b;
-}
-
-static inline double
-np_min(double a, double b)
-{
-    return (a <= b || isnan(a)) ? a : b;
-}
 
 /* numpy's fmax: the other operand when one is NaN */
 static inline double
