@@ -249,6 +249,19 @@ typedef struct {
     double weight, peak_decay; /* exponents first, then numpy's exp2 of them */
 } Flush;
 
+/* The 48 seasonal slots of a StreamExposure, as a buffer; -1 on error. */
+static int
+exposure_slots(PyObject *exposure, Py_buffer *view, int writable)
+{
+    PyObject *slots = PyObject_GetAttrString(exposure, "slots");
+    if (slots == NULL) {
+        return -1;
+    }
+    int got = get_array(slots, view, "exposure slots", F64, 8, N_SLOTS, writable);
+    Py_DECREF(slots);
+    return got;
+}
+
 static int
 read_items(PyObject *exposures, PyObject *minutes, Item *items, Py_ssize_t count,
            double *half_life)
@@ -263,14 +276,8 @@ read_items(PyObject *exposures, PyObject *minutes, Item *items, Py_ssize_t count
             (j == 0 && attr_double(exposure, "half_life", half_life) < 0)) {
             return -1;
         }
-        PyObject *slots = PyObject_GetAttrString(exposure, "slots");
-        if (slots == NULL) {
-            return -1;
-        }
         Py_buffer view;
-        int got = get_array(slots, &view, "exposure slots", F64, 8, N_SLOTS, 0);
-        Py_DECREF(slots);
-        if (got < 0) {
+        if (exposure_slots(exposure, &view, 0) < 0) {
             return -1;
         }
         memcpy(it->slots, view.buf, sizeof(it->slots));
@@ -288,14 +295,8 @@ account_minute(PyObject *exposure, long long minute, double first)
         attr_double(exposure, "total", &total) < 0) {
         return -1;
     }
-    PyObject *slots = PyObject_GetAttrString(exposure, "slots");
-    if (slots == NULL) {
-        return -1;
-    }
     Py_buffer view;
-    int got = get_array(slots, &view, "exposure slots", F64, 8, N_SLOTS, 1);
-    Py_DECREF(slots);
-    if (got < 0) {
+    if (exposure_slots(exposure, &view, 1) < 0) {
         return -1;
     }
     /* as Python computes it: ratio ** 1 is pow(ratio, 1.0) */
