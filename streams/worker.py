@@ -57,6 +57,13 @@ _MAX_FETCH = 16 * 1024 * 1024
 _IDLE_PROBE_SECONDS = 10.0
 #: Wait after a poll that raised (the broker went away mid-call) before polling again.
 _POLL_BACKOFF_SECONDS = 1.0
+#: While data flows the worker polls without blocking and waits this long between empty polls,
+#: for at most ``_EAGER_POLL_SECONDS`` after the last data; then it blocks in ``poll`` again.
+#: (kafka-python 3.0's blocking poll can sleep ``retry_backoff_ms`` (100 ms) while a fetch
+#: response is being handed over by its IO thread: the worker met that 2-4 times per 30,000
+#: messages, a third of its wall time on the worker benchmark; see README "Performance".)
+_EAGER_POLL_WAIT = 0.001
+_EAGER_POLL_SECONDS = 0.5
 _MAX_CONFLICT_LOGS = 20
 #: Keys exported with rate and baseline (besides every key in an open insight).
 _TOP_KEYS = 20
@@ -114,6 +121,7 @@ class Worker:
         self._rates_published = 0.0
         self._conflicts_logged = 0
         self._last_data = time.monotonic()
+        self._last_records = float("-inf")
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._scanner: KafkaConsumer | None = None
@@ -546,8 +554,9 @@ class Worker:
 
     def poll_once(self, consumer: KafkaConsumer) -> None:
         """One poll, its processing, due checkpoints and gauges."""
+        eager = time.monotonic() - self._last_records < _EAGER_POLL_SECONDS
         try:
-            batch = consumer.poll(timeout_ms=200)
+            batch = consumer.poll(timeout_ms=0 if eager else 200)
         except KafkaError as exc:
             # kafka-python can raise out of poll while connections are reset: the broker is
             # away, not the worker's input; report it, back off, and poll again
@@ -561,11 +570,13 @@ class Worker:
         now_wall = time.time()
         self.metrics.last_poll.set(now_wall)
         if batch:
-            self._last_data = time.monotonic()
+            self._last_data = self._last_records = time.monotonic()
             self._broker_reached(True)
             with self.metrics.processing.time():
                 for tp, messages in batch.items():
                     self._process(tp, messages)
+        elif eager:
+            self.stop_event.wait(_EAGER_POLL_WAIT)
         elif time.monotonic() - self._last_data > _IDLE_PROBE_SECONDS:
             self._probe_broker(consumer)
         now = time.monotonic()

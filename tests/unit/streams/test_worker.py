@@ -1,5 +1,5 @@
-"""Worker behaviour that needs no broker: a poll that raises while the broker goes away, and
-how one poll is cut into decode chunks."""
+"""Worker behaviour that needs no broker: a poll that raises while the broker goes away, how
+the poll timeout follows the traffic, and how one poll is cut into decode chunks."""
 
 from __future__ import annotations
 
@@ -50,6 +50,33 @@ def test_a_poll_that_raises_marks_the_broker_down_and_keeps_the_loop(tmp_path: P
     assert registry.get_sample_value("ctinsights_broker_up") == 0.0
     assert registry.get_sample_value("ctinsights_broker_errors_total", {"operation": "poll"}) == 3
     assert worker.health.snapshot()["broker_ok"] is False
+
+
+class _ScriptedConsumer:
+    """Returns the scripted poll results in turn (then nothing) and notes each poll's timeout."""
+
+    def __init__(self, results: list[dict[TopicPartition, list[Any]]]) -> None:
+        self.results = results
+        self.timeouts: list[int] = []
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        self.timeouts.append(timeout_ms)
+        return self.results.pop(0) if self.results else {}
+
+
+def test_the_worker_polls_without_blocking_while_data_flows_and_blocks_once_idle(
+    tmp_path: Path,
+) -> None:
+    worker = Worker(_settings(tmp_path))
+    data: dict[TopicPartition, list[Any]] = {TopicPartition("in", 0): [_Message(0, b"{}")]}
+    consumer = _ScriptedConsumer([{}, data, {}, data])
+    for _ in range(5):
+        worker.poll_once(consumer)
+    # idle: a blocking poll; after data: non-blocking polls (empty ones wait 1 ms on stop_event)
+    assert consumer.timeouts == [200, 200, 0, 0, 0]
+    worker._last_records -= 1.0  # half a second without data: back to blocking polls
+    worker.poll_once(consumer)
+    assert consumer.timeouts[-1] == 200
 
 
 class _Message:
