@@ -15,6 +15,7 @@
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
  *   tail_scores(...): negative-binomial tail scores (_stats.c)
+ *   close_step(...): a whole closing step when no insight of it is open (_step.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #include "_native.h"
@@ -830,6 +831,8 @@ static PyMethodDef native_methods[] = {
      "BaselineTable.score_minutes: close buckets, expect, window, scales to score."},
     {"learn_minutes", (PyCFunction)(void (*)(void))native_learn_minutes, METH_FASTCALL,
      "BaselineTable.learn_minutes: learn a scored minute."},
+    {"close_step", (PyCFunction)(void (*)(void))native_close_step, METH_FASTCALL,
+     "InsightEngine._close_batch when no stream of the step has an open insight."},
     {"strict_seconds", strict_seconds, METH_O,
      "Epoch seconds of a strict YYYY-MM-DDTHH:MM:SSZ time in range, else -1."},
     {NULL, NULL, 0, NULL},

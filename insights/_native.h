@@ -8,7 +8,7 @@
 #include <math.h>
 
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
-#define NATIVE_ABI 2
+#define NATIVE_ABI 3
 
 /* numpy's maximum and minimum: a NaN operand wins (the C library's fmax/fmin drop it). */
 static inline double
@@ -49,5 +49,8 @@ PyObject *native_tail_scores(PyObject *module, PyObject *const *args, Py_ssize_t
 /* _closing.c: BaselineTable.score_minutes and learn_minutes. */
 PyObject *native_score_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* _step.c: InsightEngine._close_batch when no stream of the step has an open insight. */
+PyObject *native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

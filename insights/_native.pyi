@@ -70,4 +70,17 @@ def learn_minutes(
     minute: object,
     planes: object,
 ) -> None: ...
+def close_step(
+    batch: list[Any],
+    table: object,
+    open: dict[int, Any],
+    ids: object,
+    weights: object,
+    intern: Callable[[str], int],
+    min_excess: float,
+    start_score: float,
+    rescale_exponent: float,
+    lookback: int,
+    tools: tuple[Any, ...],
+) -> bool | tuple[Any, ...] | None: ...
 def strict_seconds(text: object) -> int: ...

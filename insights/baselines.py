@@ -237,6 +237,32 @@ class ScoredMinutes:
     planes: FloatArray | None = None
     """The C accelerator's output, which :meth:`BaselineTable.learn_minutes` reads back."""
 
+    @classmethod
+    def from_planes(
+        cls,
+        minute: IntArray,
+        planes: FloatArray,
+        scratch: FloatArray,
+        items: int,
+        needed: BoolArray,
+    ) -> ScoredMinutes:
+        """The step the C accelerator scored into ``planes`` (and the item decays into
+        ``scratch``), as views of those arrays."""
+        expected = Expectation(
+            mu=planes[_P_MU], mean_rate=planes[_P_MEAN], phi=planes[_P_PHI : _P_PHI + 3].T
+        )
+        return cls(
+            minute=minute,
+            decay=planes[_P_DECAY],
+            item_decay=scratch[:items],
+            expected=expected,
+            window=planes[_P_WINDOW : _P_WINDOW + 3].T,
+            lam=planes[_P_LAM : _P_LAM + 3].T,
+            phi=planes[_P_SCORE_PHI : _P_SCORE_PHI + 3].T,
+            needed=needed,
+            planes=planes,
+        )
+
 
 class BaselineTable:
     """Column-wise baseline state of every tracked key.
@@ -461,22 +487,7 @@ class BaselineTable:
                 planes,
                 needed,
             )
-            expected = Expectation(
-                mu=planes[_P_MU],
-                mean_rate=planes[_P_MEAN],
-                phi=planes[_P_PHI : _P_PHI + 3].T,
-            )
-            return ScoredMinutes(
-                minute=minute,
-                decay=planes[_P_DECAY],
-                item_decay=scratch[: len(exposures)],
-                expected=expected,
-                window=planes[_P_WINDOW : _P_WINDOW + 3].T,
-                lam=planes[_P_LAM : _P_LAM + 3].T,
-                phi=planes[_P_SCORE_PHI : _P_SCORE_PHI + 3].T,
-                needed=needed,
-                planes=planes,
-            )
+            return ScoredMinutes.from_planes(minute, planes, scratch, len(exposures), needed)
         clock = RowClock.gather(exposures, minutes, item)
         for exposure, at, weight in zip(exposures, minutes, clock.item_decay.tolist(), strict=True):
             exposure.add_minute(at, weight)

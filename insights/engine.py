@@ -15,10 +15,19 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 from insights import native
 from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
-from insights.baselines import SCALES, BaselineTable, Expectation, RowClock, StreamExposure
+from insights.baselines import (
+    _RESCALE_EXPONENT,
+    SCALES,
+    BaselineTable,
+    Expectation,
+    RowClock,
+    ScoredMinutes,
+    StreamExposure,
+)
 from insights.config import EngineConfig
 from insights.detectors import OpenInsight, start_decisions
 from insights.events import CloudTrailEvent, RejectReason, is_read_only
@@ -129,6 +138,17 @@ class InsightEngine:
         self._table = BaselineTable(cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes)
         self._attrs = AttributionTable()
         self._names = Interner()
+        #: the numpy and scipy functions and dtypes the C closing step calls and makes arrays of
+        self._step_tools = (
+            np.exp2,
+            special.gammainc,
+            special.betainc,
+            np.log10,
+            np.empty,
+            np.dtype(np.int64),
+            np.dtype(np.float64),
+            np.dtype(np.bool_),
+        )
         self._rows: dict[KeyTuple, int] = {}
         self._keys: list[InsightKey] = []
         self._row_stream: list[StreamState] = []
@@ -477,6 +497,28 @@ class InsightEngine:
         self, batch: list[tuple[StreamState, int, MinuteBuffer]]
     ) -> list[InsightRecord]:
         """Score, learn and decide one minute of each stream in ``batch``, vectorized over rows."""
+        fast = native.module
+        if fast is not None:
+            with np.errstate(all="ignore"):  # as nb_tail_score runs it
+                done = fast.close_step(
+                    batch,
+                    self._table,
+                    self._open,
+                    self._attrs.ids,
+                    self._attrs.weights,
+                    self._names.id,
+                    self._thresholds.min_excess,
+                    self._thresholds.start_score,
+                    _RESCALE_EXPONENT,
+                    _LOOKBACK,
+                    self._step_tools,
+                )
+            if done is False:  # the whole step ran in C: nothing started
+                return []
+            if isinstance(done, tuple):  # scored in C; a score reached the Start threshold
+                rows, counts, item, minute, planes, scratch, needed, scores = done
+                scored = ScoredMinutes.from_planes(minute, planes, scratch, len(batch), needed)
+                return self._decide(batch, rows, counts, item, None, scored, scores)
         row_list: list[int] = []
         count_list: list[int] = []
         item_list: list[int] = []
@@ -495,23 +537,39 @@ class InsightEngine:
         rows = np.array(row_list, dtype=np.int64)
         counts = np.array(count_list, dtype=np.float64)
         item = np.array(item_list, dtype=np.int64)
-        table = self._table
-        thresholds = self._thresholds
-        scored = table.score_minutes(
+        scored = self._table.score_minutes(
             rows,
             counts,
             item,
             [s.exposure for s, _, _ in batch],
             [m for _, m, _ in batch],
-            thresholds.min_excess,
+            self._thresholds.min_excess,
         )
+        scores = nb_tail_score(scored.window, scored.lam, scored.phi, where=scored.needed)
+        return self._decide(batch, rows, counts, item, bounds, scored, scores)
+
+    def _decide(
+        self,
+        batch: list[tuple[StreamState, int, MinuteBuffer]],
+        rows: npt.NDArray[np.int64],
+        counts: npt.NDArray[np.float64],
+        item: npt.NDArray[np.int64],
+        bounds: list[int] | None,
+        scored: ScoredMinutes,
+        scores: npt.NDArray[np.float64],
+    ) -> list[InsightRecord]:
+        """The rest of a step once it is scored: Starts, learning, sketches, open insights.
+
+        ``bounds[i]:bounds[i + 1]`` are the rows of ``batch[i]``; None when no stream of the
+        batch has open insights (the only reader)."""
+        table = self._table
+        thresholds = self._thresholds
         expected = scored.expected
         window, lam = scored.window, scored.lam
-        scores = nb_tail_score(window, lam, scored.phi, where=scored.needed)
         is_open = (
-            np.array([r in self._open for r in row_list], dtype=bool)
+            np.array([r in self._open for r in rows.tolist()], dtype=bool)
             if self._open
-            else np.zeros(len(row_list), dtype=bool)
+            else np.zeros(len(rows), dtype=bool)
         )
         # most minutes have no score near the Start threshold: then the peaks are not needed
         decision = None
@@ -543,8 +601,9 @@ class InsightEngine:
                     (i, int(decision.scale_index[i]), float(decision.score[i]))
                 )
         for index, (stream, minute, buffer) in enumerate(batch):
-            lo, hi = bounds[index], bounds[index + 1]
             if stream.open_rows:  # before this minute's Starts: they are not open in it yet
+                assert bounds is not None
+                lo, hi = bounds[index], bounds[index + 1]
                 records.extend(
                     self._observe_open(stream, minute, buffer, rows, lo, hi, counts, expected)
                 )

@@ -37,6 +37,7 @@ from insights.events import UserIdentity, event_seconds
 from insights.stats import nb_tail_score
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
+from streams.simulate import Scenario, generate, render
 from tests.factory import T0, background, burst, iso, make_event
 
 T = TypeVar("T")
@@ -293,6 +294,55 @@ def test_real_logs_give_the_same_output_with_and_without_the_accelerator(
 
     fast, pure = _engine_view(run)
     assert fast == pure
+
+
+class _CountingSteps(types.SimpleNamespace):
+    """The built module, with its closing step's outcomes counted."""
+
+    def __init__(self) -> None:
+        super().__init__(outcomes={"python": 0, "done": 0, "scored": 0})
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(BUILT, name)
+
+    def close_step(self, *args: object) -> object:
+        assert BUILT is not None
+        done = BUILT.close_step(*args)  # type: ignore[arg-type]
+        kind = "python" if done is None else "done" if done is False else "scored"
+        self.outcomes[kind] += 1
+        return done
+
+
+def test_closing_steps_in_c_leave_the_same_state_on_every_path() -> None:
+    """A step runs wholly in C (nothing starts), is scored in C and decided in Python (a score
+    reaches the Start threshold), or runs in Python (an insight of the step is open): the
+    records and the saved state are the same bytes as the pure-Python engine's."""
+    events = decode_many(
+        list(render(generate(Scenario(days=2, reads_per_minute=2, anomaly_day=1, seed=3))))
+    ).events
+    counting = _CountingSteps()
+
+    def run() -> tuple[list[bytes], list[bytes]]:
+        engine = InsightEngine(EngineConfig(warmup_minutes=60))
+        out, states = [], []
+        for start in range(0, len(events), 250):
+            out += engine.process_many(events[start : start + 250])
+            states.append(engine.save_state())
+        return [r.to_json() for r in out], states
+
+    try:
+        native.module = counting  # type: ignore[assignment]
+        fast = run()
+    finally:
+        native.module = BUILT
+    native.module = None  # type: ignore[assignment]
+    try:
+        pure = run()
+    finally:
+        native.module = BUILT
+    assert fast == pure
+    assert fast[0], "the scenario's bursts start insights"
+    assert min(counting.outcomes.values()) > 0, counting.outcomes
 
 
 def _identities_and_repeats() -> list[CloudTrailEvent]:
