@@ -178,13 +178,6 @@ planes_view(PyObject *planes, Py_ssize_t lo)
     return view;
 }
 
-static PyObject *
-call_native(PyObject *(*function)(PyObject *, PyObject *const *, Py_ssize_t), PyObject *module,
-            PyObject *const *args, Py_ssize_t nargs)
-{
-    return function(module, args, nargs);
-}
-
 /* StreamState.remember: keep the buffer for look-back, drop minutes at or before the cutoff. */
 static int
 remember(PyObject *stream, PyObject *minute_obj, long long minute, PyObject *buffer,
@@ -341,7 +334,7 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *min_excess = args[6];
     PyObject *score_args[11] = {table,       rows,    counts,  item,    exposures, minutes,
                                 min_excess,  tools[T_EXP2], scratch, planes, needed};
-    done = call_native(native_score_minutes, module, score_args, 11);
+    done = native_score_minutes(module, score_args, 11);
     if (done == NULL) {
         goto done;
     }
@@ -354,7 +347,7 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *tail_args[9] = {x,    lam,  phi, needed, scores, work, tools[T_GAMMAINC],
                               tools[T_BETAINC], tools[T_LOG10]};
-    done = call_native(native_tail_scores, module, tail_args, 9);
+    done = native_tail_scores(module, tail_args, 9);
     if (done == NULL) {
         goto done;
     }
@@ -372,7 +365,7 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     memset(guarded_p, 0, (size_t)n);
     PyObject *learn_args[7] = {table, rows, counts, scores, guarded, minute, planes};
-    done = call_native(native_learn_minutes, module, learn_args, 7);
+    done = native_learn_minutes(module, learn_args, 7);
     if (done == NULL) {
         goto done;
     }
@@ -392,7 +385,7 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     PyObject *merge_args[5] = {args[3], args[4], buffers, weights, args[5]};
-    done = call_native(native_merge_buffers, module, merge_args, 5);
+    done = native_merge_buffers(module, merge_args, 5);
     if (done == NULL) {
         goto done;
     }
