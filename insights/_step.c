@@ -66,17 +66,12 @@ push(Gathered *g, long long row, long long count)
     return 0;
 }
 
-/* Whether the stream's exposure must be rebased before ``minute`` (needs_rescale); -1 on error. */
+/* Whether the exposure must be rebased before ``minute`` (needs_rescale); -1 on error. */
 static int
-needs_rescale(PyObject *stream, long long minute, double exponent)
+needs_rescale(PyObject *exposure, long long minute, double exponent)
 {
-    PyObject *exposure = PyObject_GetAttrString(stream, "exposure");
-    if (exposure == NULL) {
-        return -1;
-    }
     PyObject *ref = PyObject_GetAttrString(exposure, "ref_minute");
     PyObject *half = ref == NULL ? NULL : PyObject_GetAttrString(exposure, "half_life");
-    Py_DECREF(exposure);
     long long ref_minute = ref == NULL ? -1 : PyLong_AsLongLong(ref);
     double half_life = half == NULL ? -1.0 : PyFloat_AsDouble(half);
     Py_XDECREF(ref);
@@ -264,9 +259,14 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (minute_of[i] == -1 && PyErr_Occurred()) {
             goto done;
         }
+        PyObject *exposure = PyObject_GetAttrString(stream, "exposure");
+        if (exposure == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(exposures, i, exposure);
         int skip = has_open_rows(stream);
         if (skip == 0) {
-            skip = needs_rescale(stream, minute_of[i] + 1, exponent);
+            skip = needs_rescale(exposure, minute_of[i] + 1, exponent);
         }
         if (skip == 0) {
             skip = gather_buffer(buffer, open, &g);
@@ -279,11 +279,6 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
         bounds[i + 1] = g.size;
-        PyObject *exposure = PyObject_GetAttrString(stream, "exposure");
-        if (exposure == NULL) {
-            goto done;
-        }
-        PyList_SET_ITEM(exposures, i, exposure);
         PyList_SET_ITEM(minutes, i, Py_NewRef(at));
         PyList_SET_ITEM(buffers, i, Py_NewRef(buffer));
     }
