@@ -2,7 +2,8 @@
 
 ``insights/_native.c`` holds the per-event loops of replay and the worker, ``_closing.c`` the
 baselines' closing step, ``_sketch.c`` the attribution sketches, ``_stats.c`` the tail scores,
-``_step.c`` a whole closing step when no insight of it is open. It is optional: without a C
+``_step.c`` a whole closing step when no insight of it is open, ``_decode.c`` the common JSON
+shapes into the events' structs. It is optional: without a C
 compiler the install still succeeds and the pure-Python code runs, with the same results (tests
 compare both) and slower replay (README "Performance").
 """
@@ -20,7 +21,7 @@ setup(
             "insights._native",
             [
                 f"insights/{name}.c"
-                for name in ("_native", "_closing", "_sketch", "_stats", "_step")
+                for name in ("_native", "_closing", "_sketch", "_stats", "_step", "_decode")
             ],
             depends=["insights/_native.h"],
             extra_compile_args=FLAGS,

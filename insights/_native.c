@@ -16,6 +16,8 @@
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
  *   tail_scores(...): negative-binomial tail scores (_stats.c)
  *   close_step(...): a whole closing step when no insight of it is open (_step.c)
+ *   decode_schema(...), decode_batch(data), decode_record(data): JSON into the events'
+ *       structs for the common shapes, else None (msgspec decodes) (_decode.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #include "_native.h"
@@ -303,7 +305,10 @@ decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return stop_at(index, NULL); /* a log file or batch goes straight to its decoder */
         }
         Py_INCREF(message);
-        PyObject *event = PyObject_CallOneArg(decode, message);
+        PyObject *event = native_decode_one(message);
+        if (event == NULL && !PyErr_Occurred()) { /* not handled in C: msgspec decides */
+            event = PyObject_CallOneArg(decode, message);
+        }
         Py_DECREF(message);
         if (event == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
@@ -833,6 +838,12 @@ static PyMethodDef native_methods[] = {
      "BaselineTable.learn_minutes: learn a scored minute."},
     {"close_step", (PyCFunction)(void (*)(void))native_close_step, METH_FASTCALL,
      "InsightEngine._close_batch when no stream of the step has an open insight."},
+    {"decode_schema", (PyCFunction)(void (*)(void))native_decode_schema, METH_FASTCALL,
+     "Name the structs (and their fields) that decode_batch and decode_record build."},
+    {"decode_batch", native_decode_batch, METH_O,
+     "The records of a {\"Records\": [...]} message, or None when msgspec must decode it."},
+    {"decode_record", native_decode_record, METH_O,
+     "The record a single-object message holds, or None when msgspec must decode it."},
     {"strict_seconds", strict_seconds, METH_O,
      "Epoch seconds of a strict YYYY-MM-DDTHH:MM:SSZ time in range, else -1."},
     {NULL, NULL, 0, NULL},

@@ -8,7 +8,7 @@
 #include <math.h>
 
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
-#define NATIVE_ABI 3
+#define NATIVE_ABI 4
 
 /* numpy's maximum and minimum: a NaN operand wins (the C library's fmax/fmin drop it). */
 static inline double
@@ -52,5 +52,11 @@ PyObject *native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize
 
 /* _step.c: InsightEngine._close_batch when no stream of the step has an open insight. */
 PyObject *native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* _decode.c: the common JSON shapes read into the events' structs (NULL: not handled). */
+PyObject *native_decode_one(PyObject *data);
+PyObject *native_decode_record(PyObject *module, PyObject *data);
+PyObject *native_decode_batch(PyObject *module, PyObject *data);
+PyObject *native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -145,6 +145,27 @@ _raw_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _event_decoder = msgspec.json.Decoder(CloudTrailEvent)
 _log_event_decoder = msgspec.json.Decoder(_LogEvent)
 
+#: Fields whose values are (nearly) unique per record: not worth the C reader's string cache.
+_UNIQUE_FIELDS = frozenset({"event_time", "event_id", "at_timestamp"})
+_FIELD_KINDS = {str | None: 0, bool | None: 1, UserIdentity | None: 2}
+
+
+def _schema_of(struct: type[msgspec.Struct]) -> tuple[tuple[str, str, int, bool], ...]:
+    """(JSON key, attribute, kind, cached) of each field, for ``_decode.c``'s reader."""
+    spec = []
+    for field in msgspec.structs.fields(struct):
+        if field.default is not None or field.type not in _FIELD_KINDS:
+            raise TypeError(f"{struct.__name__}.{field.name}: not an optional field C can read")
+        kind = _FIELD_KINDS[field.type]
+        spec.append((field.encode_name, field.name, kind, field.name not in _UNIQUE_FIELDS))
+    return tuple(spec)
+
+
+if native.module is not None:
+    native.module.decode_schema(
+        CloudTrailEvent, _schema_of(CloudTrailEvent), UserIdentity, _schema_of(UserIdentity)
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -324,6 +345,11 @@ def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:
             return
         if data.startswith(BATCH_PREFIX):
             # a log file or a batch message: decoding it as a record first would scan it twice
+            fast = native.module
+            records = fast.decode_batch(data) if fast is not None else None
+            if records is not None:  # exactly {"Records": [objects]}, read in C
+                _accept_records(records, out)
+                return
             _from_envelope(_envelope_decoder.decode(data), data, out)
             return
         # A single record (the common Kafka message) decodes faster into the narrower

@@ -24,7 +24,7 @@ import logging
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 3
+ABI = 4
 
 try:
     from insights import _native

@@ -18,7 +18,7 @@ from typing import TypeVar
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
@@ -201,6 +201,156 @@ def test_decode_many_takes_any_sequence_and_non_bytes_messages() -> None:
     fast, pure = both(lambda: decode_many(odd).events)
     assert fast == pure
     assert len(fast) == 3
+
+
+# ------------------------------------------------------------------ the JSON reader
+#: A record with every JSON construct the reader skips or keeps: nested containers, escapes
+#: and non-ASCII text in skipped strings, numbers of every form, blanks between tokens.
+READER_RECORD = (
+    b'{ "eventVersion":"1.09","userIdentity":{"type":"AssumedRole","principalId":"AROA:s",'
+    b'"arn":"arn:aws:sts::1:assumed-role/r/s","accountId":"111122223333","sessionContext":'
+    b'{"attributes":{"mfaAuthenticated":"false"},"webIdFederationData":{}}},\n'
+    b'"eventTime":"2024-07-10T01:42:07Z","eventSource":"iam.amazonaws.com","eventName":'
+    b'"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.7","userAgent":'
+    b'"caf\xc3\xa9/1.0 \xe2\x82\xac","requestParameters":'
+    b'{"policy":"{\\"a\\":\\"\\u00e9\\/x\\n\\"}",'
+    b'"n":[0,-1,2.5,-0.25e-3,1E+400,123456789012345678901234567890],"b":[true,false,null],'
+    b'"e":[],"o":{},"t":"\\t\\b\\f\\r\\\\"},"responseElements":null,"eventID":"e-1",'
+    b'"readOnly":false,"eventType":"AwsApiCall","managementEvent":true,'
+    b'"recipientAccountId":"111122223333","eventCategory":"Management","errorCode":"",'
+    b'"tlsDetails":{"tlsVersion":"TLSv1.3"} }'
+)
+#: Bytes that make or break JSON, for the mutations below.
+_JSON_BYTES = b'"\\{}[],:0123456789-+.eEtrufalsn \t\n\x00\x1f\x7f\xc3\xa9\xe2\x82\xed\xa0\xff'
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    """The record (or a batch of it), with a few bytes deleted, inserted, replaced or copied."""
+    batch = b'{"Records":[' + READER_RECORD + b"," + READER_RECORD + b"]}"
+    data = bytearray(draw(st.sampled_from([READER_RECORD, batch])))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data) - 1))
+        how = draw(st.sampled_from(["delete", "insert", "replace", "copy"]))
+        byte = draw(st.sampled_from(_JSON_BYTES))
+        if how == "delete":
+            del data[at]
+        elif how == "insert":
+            data.insert(at, byte)
+        elif how == "replace":
+            data[at] = byte
+        else:
+            end = draw(st.integers(at, min(len(data), at + 40)))
+            data[at:at] = data[at:end]
+    return bytes(data)
+
+
+def _reader_agrees(data: bytes) -> tuple[bool, bool]:
+    """Whatever the C reader accepts, msgspec decodes to the same structs; (record accepted,
+    batch accepted)."""
+    assert BUILT is not None
+    from insights.events import _envelope_decoder, _event_decoder
+
+    record = BUILT.decode_record(data)
+    if record is not None:
+        assert msgspec.json.encode(record) == msgspec.json.encode(_event_decoder.decode(data))
+        assert record == _event_decoder.decode(data)
+    records = BUILT.decode_batch(data)
+    if records is not None:
+        envelope = _envelope_decoder.decode(data)
+        assert envelope.records == records
+        assert msgspec.structs.replace(envelope, records=None) == type(envelope)()
+    return record is not None, records is not None
+
+
+@settings(max_examples=1500)  # cheap examples; the reader's refusals are many small branches
+@given(mutated())
+def test_the_json_reader_decodes_what_it_accepts_exactly_as_msgspec(data: bytes) -> None:
+    _reader_agrees(data)
+
+
+def test_the_json_reader_accepts_the_common_shapes_and_refuses_the_odd_ones() -> None:
+    batch = b'{"Records":[' + READER_RECORD + b"," + READER_RECORD + b"]}"
+    accepted = [
+        READER_RECORD,
+        batch,
+        b'  {"Records" : [ ] }\n',
+        b"{}",
+        b'{"eventName":"caf\xc3\xa9","readOnly":null,"userIdentity":null,"x":{"y":[[]]}}',
+    ]
+    assert [any(_reader_agrees(data)) for data in accepted] == [True] * len(accepted)
+    assert len(BUILT.decode_batch(batch) or []) == 2
+    refused_records = [
+        b'{"eventName":"a\\u0062"}',  # an escape in a kept string
+        b'{"eventName":"a","eventName":"b"}',  # a field twice: msgspec keeps the last
+        b'{"x":"\\ud800"}',  # a lone surrogate escape: msgspec rejects it
+        b'{"x":"\\udfff"}',
+        b'{"eventName":5}',  # a wrong type
+        b'{"readOnly":"yes"}',
+        b'{"userIdentity":[]}',
+        b'{"x":"a\x01"}',  # a control character
+        b'{"x":"\xff"}',  # not UTF-8 (msgspec skips it unchecked: the reader leaves it to it)
+        b'{"eventName":"\xed\xa0\x80"}',
+        b'{"x":01}',
+        b'{"x":1.}',
+        b'{"x":tru}',
+        b'{"eventName":"a"} x',  # trailing data
+        b'{"x":' + b"[" * 70 + b"]" * 70 + b"}",  # deeper than the reader goes
+        b'{"\\u0065ventName":"a"}',  # an escaped key
+        b'{"Records":[' + READER_RECORD,  # cut short
+    ]
+    refused_batches = [
+        b'{"Records":[],"eventName":"a"}',  # a batch with another key
+        b'{"eventName":"a","Records":[]}',
+        b'{"Records":[null]}',
+        b'{"Records":null}',
+        b'{"Records":[{}],}',
+        b'{"Records":[' + READER_RECORD,
+        b'{"Records":[' + READER_RECORD.replace(b'"CreateUser"', b'"Create\\u0055ser"') + b"]}",
+    ]
+    assert [_reader_agrees(data)[0] for data in refused_records] == [False] * len(refused_records)
+    assert [_reader_agrees(data)[1] for data in refused_batches] == [False] * len(refused_batches)
+
+
+def test_the_json_reader_shares_repeated_strings_but_not_unique_ones() -> None:
+    assert BUILT is not None
+    a = BUILT.decode_record(READER_RECORD)
+    b = BUILT.decode_record(READER_RECORD)
+    assert a is not None
+    assert b is not None
+    assert a.event_source is b.event_source
+    assert a.event_name is b.event_name
+    assert a.user_identity.arn is b.user_identity.arn
+    assert a.event_time == b.event_time
+    assert a.event_time is not b.event_time
+    assert a.event_id is not b.event_id
+    # more distinct values of one length than the cache has slots: each comes back as itself
+    names = [f"Name{i:05d}" for i in range(10_000)]
+    batch = json.dumps({"Records": [{"eventName": n, "awsRegion": n[::-1]} for n in names]})
+    records = BUILT.decode_batch(batch.encode())
+    assert records is not None
+    assert [(r.event_name, r.aws_region) for r in records] == [(n, n[::-1]) for n in names]
+
+
+def test_the_json_reader_takes_only_struct_layouts_it_can_fill() -> None:
+    assert BUILT is not None
+    from insights.events import _schema_of
+
+    class Tracked(msgspec.Struct):  # gc=True: not a layout the reader allocates
+        a: str | None = None
+
+    schema = _schema_of(CloudTrailEvent)
+    with pytest.raises(TypeError):
+        BUILT.decode_schema(Tracked, _schema_of(Tracked), UserIdentity, _schema_of(UserIdentity))
+    with pytest.raises(TypeError):
+        BUILT.decode_schema(CloudTrailEvent, schema[:-1], UserIdentity, _schema_of(UserIdentity))
+    with pytest.raises(TypeError):
+        _schema_of(TaggedEvent)  # a field with a default other than None
+    try:
+        assert BUILT.decode_record(READER_RECORD) is None  # unusable until named again
+    finally:
+        BUILT.decode_schema(CloudTrailEvent, schema, UserIdentity, _schema_of(UserIdentity))
+    assert BUILT.decode_record(READER_RECORD) is not None
 
 
 # ------------------------------------------------------------------ the engine's loop

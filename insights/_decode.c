@@ -1,0 +1,799 @@
+/*
+ * insights._native, part 6: a JSON reader for the common CloudTrail shapes.
+ *
+ * It builds the same msgspec Struct instances as insights/events.py's typed decoders, for a
+ * single record object and for a ``{"Records": [...]}`` batch, and hands back everything else
+ * (returns "not handled") for msgspec to decode: what it accepts it must decode exactly as
+ * msgspec would, and it may refuse anything (tests compare the two on mutated input). It refuses
+ * what msgspec rejects or treats specially, and some valid JSON it does not need to read fast:
+ *
+ *   - escapes in a key or in a string it keeps (escapes in skipped strings are read; a \u
+ *     escape of a surrogate is refused, msgspec rejects a lone one);
+ *   - a control character in a string, invalid UTF-8 anywhere, a malformed number or literal,
+ *     trailing data, containers nested more than MAX_DEPTH deep;
+ *   - a field of the struct given twice (msgspec keeps the last), or of another JSON type than
+ *     the field's (msgspec raises ValidationError and events.py reads record by record);
+ *   - a batch object with any key besides "Records", or a Records item that is not an object.
+ *
+ * Why: msgspec builds a new str for every kept field (15 per record) and scans unknown values
+ * byte by byte. Here strings are scanned 16 bytes at a time (SSE2) and a kept string of the
+ * low-cardinality fields (eventSource, eventName, awsRegion, account, userAgent, ARNs...) is
+ * taken from a small cache of earlier ones, so a record costs about one allocation besides its
+ * struct and its eventTime and eventID.
+ *
+ *   decode_schema(record_type, fields, nested_type, nested_fields) -> None
+ *       fields: ((json_key, attribute, kind, cached), ...); kind 0 = str | None,
+ *       1 = bool | None, 2 = the nested struct | None. Every attribute defaults to None.
+ *   decode_batch(data: bytes) -> list | None
+ *   decode_record(data: bytes) -> record | None
+ */
+#include "_native.h"
+#include <structmember.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#if defined(__GNUC__)
+#define HOT inline __attribute__((always_inline))
+#else
+#define HOT inline
+#endif
+
+#define MAX_DEPTH 64
+#define MAX_FIELDS 16
+#define CACHE_SLOTS 4096 /* power of two */
+#define CACHE_MAX_LEN 96
+
+enum { KIND_STR = 0, KIND_BOOL = 1, KIND_NESTED = 2 };
+
+/* Results of the readers below: ok, not handled (no exception set), Python error (set). */
+enum { OK = 0, REFUSE = -1, FAIL = -2 };
+
+typedef struct {
+    const char *key; /* UTF-8 of the JSON key, owned by ``key_objects`` */
+    Py_ssize_t key_len;
+    uint64_t head; /* its first 8 bytes, zero-padded: most keys differ there */
+    Py_ssize_t offset; /* of the object slot in the instance */
+    int kind;
+    int cached;
+} Field;
+
+typedef struct {
+    PyTypeObject *type; /* strong reference; NULL until decode_schema */
+    int count;
+    Field fields[MAX_FIELDS];
+    PyObject *key_objects; /* a tuple holding the key strings alive */
+} Schema;
+
+static Schema record_schema, nested_schema;
+static PyObject *string_cache[CACHE_SLOTS];
+
+typedef struct {
+    const unsigned char *p, *end;
+    int depth;
+} Reader;
+
+static inline void
+skip_space(Reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t')) {
+        r->p++;
+    }
+}
+
+/* The first byte at or after ``p`` that ends a plain run of string bytes: a quote, a
+ * backslash, a control character or a non-ASCII byte (``end`` if none). */
+static inline const unsigned char *
+string_stop(const unsigned char *p, const unsigned char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed compare: bytes >= 0x80 are negative, so below 0x20 as well */
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                _mm_cmpeq_epi8(v, backslash)),
+                                   _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask != 0) {
+            return p + __builtin_ctz((unsigned)mask);
+        }
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) {
+        p++;
+    }
+    return p;
+}
+
+static inline int
+hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Length of the valid UTF-8 sequence at ``p`` (a byte >= 0x80), 0 if it is not one. */
+static int
+utf8_length(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    int n;
+    unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    }
+    else {
+        return 0;
+    }
+    if (end - p < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (int i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xBF) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* Read a string at the opening quote. With ``plain`` set (a key or a kept string) any escape
+ * is refused; otherwise escapes are checked. ``*start``/``*len`` give its bytes and ``*ascii``
+ * whether all are ASCII. */
+static HOT int
+read_string(Reader *r, int plain, const unsigned char **start, Py_ssize_t *len, int *ascii)
+{
+    const unsigned char *p = r->p + 1, *end = r->end;
+    *start = p;
+    *ascii = 1;
+    for (;;) {
+        p = string_stop(p, end);
+        if (p >= end) {
+            return REFUSE;
+        }
+        unsigned char c = *p;
+        if (c == '"') {
+            break;
+        }
+        if (c == '\\') {
+            if (plain || end - p < 2) {
+                return REFUSE;
+            }
+            unsigned char e = p[1];
+            if (e == 'u') {
+                if (end - p < 6) {
+                    return REFUSE;
+                }
+                int code = 0;
+                for (int i = 2; i < 6; i++) {
+                    int h = hex_value(p[i]);
+                    if (h < 0) {
+                        return REFUSE;
+                    }
+                    code = code * 16 + h;
+                }
+                if (code >= 0xD800 && code <= 0xDFFF) { /* even a valid pair: rare */
+                    return REFUSE;
+                }
+                p += 6;
+            }
+            else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                     e == 'r' || e == 't') {
+                p += 2;
+            }
+            else {
+                return REFUSE;
+            }
+            continue;
+        }
+        int n = utf8_length(p, end); /* 0 for a control character too */
+        if (n == 0) {
+            return REFUSE;
+        }
+        *ascii = 0;
+        p += n;
+    }
+    *len = p - *start;
+    r->p = p + 1;
+    return OK;
+}
+
+static int
+skip_number(Reader *r)
+{
+    const unsigned char *p = r->p, *end = r->end;
+    if (p < end && *p == '-') {
+        p++;
+    }
+    if (p >= end) {
+        return REFUSE;
+    }
+    if (*p == '0') {
+        p++;
+    }
+    else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    else {
+        return REFUSE;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') {
+            return REFUSE;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        if (p >= end || *p < '0' || *p > '9') {
+            return REFUSE;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    r->p = p;
+    return OK;
+}
+
+static int
+read_literal(Reader *r, const char *word, Py_ssize_t len)
+{
+    if (r->end - r->p < len || memcmp(r->p, word, (size_t)len) != 0) {
+        return REFUSE;
+    }
+    r->p += len;
+    return OK;
+}
+
+static int skip_value(Reader *r);
+
+/* Skip an object or array (at its opening bracket), checking its syntax. */
+static int
+skip_container(Reader *r)
+{
+    unsigned char close = *r->p == '{' ? '}' : ']';
+    if (++r->depth > MAX_DEPTH) {
+        return REFUSE;
+    }
+    r->p++;
+    skip_space(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        r->depth--;
+        return OK;
+    }
+    for (;;) {
+        if (close == '}') {
+            const unsigned char *s;
+            Py_ssize_t n;
+            int ascii;
+            if (r->p >= r->end || *r->p != '"' || read_string(r, 0, &s, &n, &ascii) != OK) {
+                return REFUSE;
+            }
+            skip_space(r);
+            if (r->p >= r->end || *r->p != ':') {
+                return REFUSE;
+            }
+            r->p++;
+            skip_space(r);
+        }
+        if (skip_value(r) != OK) {
+            return REFUSE;
+        }
+        skip_space(r);
+        if (r->p >= r->end) {
+            return REFUSE;
+        }
+        if (*r->p == ',') {
+            r->p++;
+            skip_space(r);
+            continue;
+        }
+        if (*r->p != close) {
+            return REFUSE;
+        }
+        r->p++;
+        r->depth--;
+        return OK;
+    }
+}
+
+/* Skip any JSON value, checking its syntax. */
+static int
+skip_value(Reader *r)
+{
+    if (r->p >= r->end) {
+        return REFUSE;
+    }
+    const unsigned char *s;
+    Py_ssize_t n;
+    int ascii;
+    switch (*r->p) {
+    case '"':
+        return read_string(r, 0, &s, &n, &ascii);
+    case '{':
+    case '[':
+        return skip_container(r);
+    case 't':
+        return read_literal(r, "true", 4);
+    case 'f':
+        return read_literal(r, "false", 5);
+    case 'n':
+        return read_literal(r, "null", 4);
+    default:
+        return skip_number(r);
+    }
+}
+
+/* A str of the given UTF-8 bytes: from the cache when ``cached`` and short ASCII. NULL with an
+ * exception on error; a UnicodeDecodeError is turned into "not handled" by the caller. */
+static PyObject *
+make_string(const unsigned char *s, Py_ssize_t n, int ascii, int cached)
+{
+    if (!ascii) {
+        return PyUnicode_DecodeUTF8((const char *)s, n, "strict");
+    }
+    PyObject **slot = NULL;
+    if (cached && n <= CACHE_MAX_LEN) {
+        /* a multiplicative hash of 8-byte words: the byte-wise FNV-1a loop was a fifth of
+         * the record reader's time */
+        uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15u;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+            h ^= h >> 31;
+        }
+        if (i < n) { /* the last 1-7 bytes, by fixed-size loads (no memcpy call) */
+            uint64_t w;
+            if (n >= 8) {
+                memcpy(&w, s + n - 8, 8); /* overlaps the words above */
+            }
+            else if (n >= 4) {
+                uint32_t a, b;
+                memcpy(&a, s, 4);
+                memcpy(&b, s + n - 4, 4);
+                w = ((uint64_t)b << 32) | a;
+            }
+            else {
+                w = (uint64_t)s[0] | ((uint64_t)s[n / 2] << 8) | ((uint64_t)s[n - 1] << 16);
+            }
+            h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+            h ^= h >> 31;
+        }
+        h = (h ^ (h >> 29)) * 0x94D049BB133111EBu;
+        slot = &string_cache[(h >> 32) & (CACHE_SLOTS - 1)];
+        PyObject *hit = *slot;
+        if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n &&
+            memcmp(PyUnicode_1BYTE_DATA(hit), s, (size_t)n) == 0) {
+            return Py_NewRef(hit);
+        }
+    }
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text == NULL) {
+        return NULL;
+    }
+    memcpy(PyUnicode_1BYTE_DATA(text), s, (size_t)n);
+    if (slot != NULL) {
+        Py_XSETREF(*slot, Py_NewRef(text));
+    }
+    return text;
+}
+
+static void
+clear_values(PyObject **values, int count)
+{
+    for (int i = 0; i < count; i++) {
+        Py_CLEAR(values[i]);
+    }
+}
+
+/* The first 8 bytes of a key, zero-padded. */
+static inline uint64_t
+key_head(const unsigned char *key, Py_ssize_t n)
+{
+    uint64_t head = 0;
+    if (n >= 8) {
+        memcpy(&head, key, 8);
+        return head;
+    }
+    for (Py_ssize_t i = n - 1; i >= 0; i--) { /* little-endian, as the 8-byte load */
+        head = (head << 8) | key[i];
+    }
+    return head;
+}
+
+/* The field of ``schema`` named by a key, or -1. */
+static inline int
+field_of(const Schema *schema, const unsigned char *key, Py_ssize_t n)
+{
+    uint64_t head = key_head(key, n);
+    for (int i = 0; i < schema->count; i++) {
+        const Field *f = &schema->fields[i];
+        if (f->head == head && f->key_len == n &&
+            (n <= 8 || memcmp(f->key + 8, key + 8, (size_t)(n - 8)) == 0)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Read one field's value into ``*value`` (a new reference). */
+static int
+read_field(Reader *r, const Field *f, PyObject **value);
+
+/* Read an object (at its opening brace) as an instance of ``schema``'s type. */
+static int
+read_struct(Reader *r, const Schema *schema, PyObject **result)
+{
+    PyObject *values[MAX_FIELDS];
+    int status = REFUSE;
+    for (int i = 0; i < schema->count; i++) {
+        values[i] = NULL;
+    }
+    if (++r->depth > MAX_DEPTH) {
+        return REFUSE;
+    }
+    r->p++;
+    skip_space(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+    }
+    else {
+        for (;;) {
+            const unsigned char *key;
+            Py_ssize_t n;
+            int ascii;
+            if (r->p >= r->end || *r->p != '"' || read_string(r, 1, &key, &n, &ascii) != OK) {
+                goto done;
+            }
+            skip_space(r);
+            if (r->p >= r->end || *r->p != ':') {
+                goto done;
+            }
+            r->p++;
+            skip_space(r);
+            int i = field_of(schema, key, n);
+            if (i < 0) {
+                if (skip_value(r) != OK) {
+                    goto done;
+                }
+            }
+            else {
+                if (values[i] != NULL) {
+                    goto done; /* given twice */
+                }
+                status = read_field(r, &schema->fields[i], &values[i]);
+                if (status != OK) {
+                    goto done;
+                }
+                status = REFUSE;
+            }
+            skip_space(r);
+            if (r->p >= r->end) {
+                goto done;
+            }
+            if (*r->p == ',') {
+                r->p++;
+                skip_space(r);
+                continue;
+            }
+            if (*r->p != '}') {
+                goto done;
+            }
+            r->p++;
+            break;
+        }
+    }
+    r->depth--;
+    PyObject *obj = PyObject_Malloc((size_t)schema->type->tp_basicsize);
+    if (obj == NULL) {
+        PyErr_NoMemory();
+        status = FAIL;
+        goto done;
+    }
+    PyObject_Init(obj, schema->type);
+    for (int i = 0; i < schema->count; i++) {
+        PyObject **slot = (PyObject **)((char *)obj + schema->fields[i].offset);
+        *slot = values[i] != NULL ? values[i] : Py_NewRef(Py_None);
+        values[i] = NULL;
+    }
+    *result = obj;
+    return OK;
+done:
+    clear_values(values, schema->count);
+    return status;
+}
+
+static int
+read_field(Reader *r, const Field *f, PyObject **value)
+{
+    if (r->p >= r->end) {
+        return REFUSE;
+    }
+    unsigned char c = *r->p;
+    if (c == 'n') {
+        if (read_literal(r, "null", 4) != OK) {
+            return REFUSE;
+        }
+        *value = Py_NewRef(Py_None);
+        return OK;
+    }
+    switch (f->kind) {
+    case KIND_STR: {
+        const unsigned char *s;
+        Py_ssize_t n;
+        int ascii;
+        if (c != '"' || read_string(r, 1, &s, &n, &ascii) != OK) {
+            return REFUSE;
+        }
+        *value = make_string(s, n, ascii, f->cached);
+        if (*value == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                return REFUSE;
+            }
+            return FAIL;
+        }
+        return OK;
+    }
+    case KIND_BOOL:
+        if (c == 't' && read_literal(r, "true", 4) == OK) {
+            *value = Py_NewRef(Py_True);
+            return OK;
+        }
+        if (c == 'f' && read_literal(r, "false", 5) == OK) {
+            *value = Py_NewRef(Py_False);
+            return OK;
+        }
+        return REFUSE;
+    default:
+        if (c != '{' || nested_schema.type == NULL) {
+            return REFUSE;
+        }
+        return read_struct(r, &nested_schema, value);
+    }
+}
+
+/* The bytes of ``data`` as a reader positioned at the first non-blank byte, or -1. */
+static int
+open_reader(PyObject *data, Reader *r)
+{
+    if (!PyBytes_CheckExact(data)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes");
+        return -1;
+    }
+    r->p = (const unsigned char *)PyBytes_AS_STRING(data);
+    r->end = r->p + PyBytes_GET_SIZE(data);
+    r->depth = 0;
+    skip_space(r);
+    return 0;
+}
+
+/* The record ``data`` holds, NULL with no exception when not handled here. */
+PyObject *
+native_decode_one(PyObject *data)
+{
+    Reader r;
+    PyObject *record = NULL;
+    if (record_schema.type == NULL || open_reader(data, &r) < 0) {
+        return NULL;
+    }
+    if (r.p >= r.end || *r.p != '{' || read_struct(&r, &record_schema, &record) != OK) {
+        return NULL;
+    }
+    skip_space(&r);
+    if (r.p != r.end) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    return record;
+}
+
+PyObject *
+native_decode_record(PyObject *module, PyObject *data)
+{
+    (void)module;
+    PyObject *record = native_decode_one(data);
+    if (record == NULL && !PyErr_Occurred()) {
+        Py_RETURN_NONE;
+    }
+    return record;
+}
+
+PyObject *
+native_decode_batch(PyObject *module, PyObject *data)
+{
+    (void)module;
+    Reader r;
+    if (open_reader(data, &r) < 0) {
+        return NULL;
+    }
+    static const char head[] = "Records";
+    const unsigned char *key;
+    Py_ssize_t n;
+    int ascii;
+    if (record_schema.type == NULL || r.p >= r.end || *r.p != '{') {
+        Py_RETURN_NONE;
+    }
+    r.p++;
+    skip_space(&r);
+    if (r.p >= r.end || *r.p != '"' || read_string(&r, 1, &key, &n, &ascii) != OK ||
+        n != (Py_ssize_t)sizeof(head) - 1 || memcmp(key, head, sizeof(head) - 1) != 0) {
+        Py_RETURN_NONE;
+    }
+    skip_space(&r);
+    if (r.p >= r.end || *r.p != ':') {
+        Py_RETURN_NONE;
+    }
+    r.p++;
+    skip_space(&r);
+    if (r.p >= r.end || *r.p != '[') {
+        Py_RETURN_NONE;
+    }
+    r.p++;
+    r.depth = 2;
+    PyObject *records = PyList_New(0);
+    if (records == NULL) {
+        return NULL;
+    }
+    skip_space(&r);
+    if (r.p < r.end && *r.p == ']') {
+        r.p++;
+    }
+    else {
+        for (;;) {
+            PyObject *record = NULL;
+            if (r.p >= r.end || *r.p != '{') {
+                goto refuse;
+            }
+            int status = read_struct(&r, &record_schema, &record);
+            if (status == FAIL) {
+                goto fail;
+            }
+            if (status != OK) {
+                goto refuse;
+            }
+            status = PyList_Append(records, record);
+            Py_DECREF(record);
+            if (status < 0) {
+                goto fail;
+            }
+            skip_space(&r);
+            if (r.p < r.end && *r.p == ',') {
+                r.p++;
+                skip_space(&r);
+                continue;
+            }
+            if (r.p >= r.end || *r.p != ']') {
+                goto refuse;
+            }
+            r.p++;
+            break;
+        }
+    }
+    skip_space(&r);
+    if (r.p >= r.end || *r.p != '}') {
+        goto refuse;
+    }
+    r.p++;
+    skip_space(&r);
+    if (r.p != r.end) {
+        goto refuse;
+    }
+    return records;
+refuse:
+    Py_DECREF(records);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(records);
+    return NULL;
+}
+
+/* Fill ``schema`` from a type and its ((json_key, attribute, kind, cached), ...) tuple. */
+static int
+set_schema(Schema *schema, PyObject *type, PyObject *fields)
+{
+    if (!PyType_Check(type) || !PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) > MAX_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "expected a type and a tuple of fields");
+        return -1;
+    }
+    PyTypeObject *t = (PyTypeObject *)type;
+    Py_ssize_t count = PyTuple_GET_SIZE(fields);
+    /* instances are allocated here as a non-GC object of plain object slots: the layout of a
+     * msgspec Struct with gc=False; every slot must be one of ``fields`` */
+    if (PyType_IS_GC(t) || t->tp_itemsize != 0 || t->tp_dictoffset != 0 ||
+        t->tp_weaklistoffset != 0 ||
+        t->tp_basicsize != (Py_ssize_t)(sizeof(PyObject) + (size_t)count * sizeof(PyObject *))) {
+        PyErr_SetString(PyExc_TypeError, "the type's layout is not a gc=False msgspec Struct");
+        return -1;
+    }
+    Schema fresh = {0};
+    fresh.count = (int)count;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(fields, i);
+        PyObject *key, *attr;
+        int kind, cached;
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "UUip", &key, &attr, &kind, &cached)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "expected (json_key, attribute, kind, cached)");
+            }
+            return -1;
+        }
+        PyObject *descr = _PyType_Lookup(t, attr); /* borrowed */
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) || kind < KIND_STR ||
+            kind > KIND_NESTED) {
+            PyErr_Format(PyExc_TypeError, "%R is not an object slot of a known kind", attr);
+            return -1;
+        }
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY)) {
+            PyErr_Format(PyExc_TypeError, "%R is not a writable object slot", attr);
+            return -1;
+        }
+        Py_ssize_t key_len;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(key, &key_len);
+        if (utf8 == NULL) {
+            return -1;
+        }
+        uint64_t head = key_head((const unsigned char *)utf8, key_len);
+        fresh.fields[i] = (Field){utf8, key_len, head, member->offset, kind, cached};
+    }
+    for (Py_ssize_t i = 0; i < count; i++) { /* each slot exactly once */
+        for (Py_ssize_t j = 0; j < i; j++) {
+            if (fresh.fields[i].offset == fresh.fields[j].offset) {
+                PyErr_SetString(PyExc_TypeError, "two fields share a slot");
+                return -1;
+            }
+        }
+    }
+    Py_XSETREF(schema->type, (PyTypeObject *)Py_NewRef(type));
+    Py_XSETREF(schema->key_objects, Py_NewRef(fields));
+    schema->count = fresh.count;
+    memcpy(schema->fields, fresh.fields, sizeof(fresh.fields));
+    return 0;
+}
+
+PyObject *
+native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        return native_usage_error(
+            "decode_schema(record_type, fields: tuple, nested_type, nested_fields: tuple)");
+    }
+    Py_CLEAR(record_schema.type); /* unusable until both are set */
+    if (set_schema(&nested_schema, args[2], args[3]) < 0 ||
+        set_schema(&record_schema, args[0], args[1]) < 0) {
+        Py_CLEAR(record_schema.type);
+        Py_CLEAR(nested_schema.type);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
