@@ -21,6 +21,7 @@ from insights.events import (
     decode_message,
     iter_json_lines,
     parse_event,
+    prepare_decode,
 )
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
 
@@ -48,6 +49,7 @@ __all__ = [
     "decode_message",
     "iter_json_lines",
     "parse_event",
+    "prepare_decode",
     "records_to_json_lines",
 ]
 

@@ -284,14 +284,21 @@ stop_at(Py_ssize_t index, PyObject *event)
 
 /* Decode messages[start:] with ``decode`` while each is exactly one complete record, appending
  * the events to ``out``. Returns (index of the first other message or len(messages), its
- * decoded object when it decoded as a record but failed the checks, else None). */
+ * decoded object when it decoded as a record but failed the checks, else None). Records are
+ * read by _decode.c (from ``prepared`` when the messages were read ahead), else by ``decode``. */
 static PyObject *
 decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5 || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[4])) {
-        return native_usage_error("decode_fast(decode, messages: list, start, max_bytes, out: list)");
+    if ((nargs != 5 && nargs != 6) || !PyList_CheckExact(args[1]) ||
+        !PyList_CheckExact(args[4])) {
+        return native_usage_error(
+            "decode_fast(decode, messages: list, start, max_bytes, out: list[, prepared])");
     }
     PyObject *decode = args[0], *messages = args[1], *out = args[4];
+    PyObject *prepared = nargs == 6 && args[5] != Py_None ? args[5] : NULL;
+    if (prepared != NULL && !native_is_prepared(prepared)) {
+        return native_usage_error("prepared: a Prepared or None");
+    }
     Py_ssize_t index = start_index(args[2]);
     Py_ssize_t max_bytes = index < 0 ? -1 : PyLong_AsSsize_t(args[3]);
     if (PyErr_Occurred()) {
@@ -305,7 +312,9 @@ decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return stop_at(index, NULL); /* a log file or batch goes straight to its decoder */
         }
         Py_INCREF(message);
-        PyObject *event = native_decode_one(message);
+        PyObject *event = prepared != NULL
+                              ? native_prepared_take(prepared, index, message, NATIVE_RECORD)
+                              : native_decode_one(message);
         if (event == NULL && !PyErr_Occurred()) { /* not handled in C: msgspec decides */
             event = PyObject_CallOneArg(decode, message);
         }
@@ -844,6 +853,8 @@ static PyMethodDef native_methods[] = {
      "The records of a {\"Records\": [...]} message, or None when msgspec must decode it."},
     {"decode_record", native_decode_record, METH_O,
      "The record a single-object message holds, or None when msgspec must decode it."},
+    {"prepare", (PyCFunction)(void (*)(void))native_prepare, METH_FASTCALL,
+     "Read messages ahead on the reader thread; pass the result to decode_many."},
     {"strict_seconds", strict_seconds, METH_O,
      "Epoch seconds of a strict YYYY-MM-DDTHH:MM:SSZ time in range, else -1."},
     {NULL, NULL, 0, NULL},
@@ -888,7 +899,8 @@ PyInit__native(void)
     }
     PyObject *module = PyModule_Create(&native_module);
     /* the calling convention of these functions: insights/native.py loads only its own */
-    if (module != NULL && PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0) {
+    if (module != NULL && (PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0 ||
+                           native_decode_init(module) < 0)) {
         Py_CLEAR(module);
     }
     return module;

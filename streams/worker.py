@@ -33,6 +33,7 @@ from insights import (
     chunk_ranges,
     decode_many,
     native,
+    prepare_decode,
 )
 from streams.checkpoints import (
     Checkpoint,
@@ -346,11 +347,19 @@ class Worker:
         values = [m.value if m.value is not None else b"" for m in messages]
         records: list[InsightRecord] = []
         # decoded in small chunks that go to the engine at once (still in the CPU cache);
-        # closed minutes are scored in one step for the whole poll
-        for start, end in chunk_ranges(values):
+        # closed minutes are scored in one step for the whole poll. With read-ahead, the next
+        # chunk's JSON is read on the reader thread while this one is decoded and goes through
+        # the engine here (the first chunk of a poll is read here)
+        ranges = list(chunk_ranges(values))
+        ahead: object | None = None
+        for number, (start, end) in enumerate(ranges):
             failed: list[tuple[int, DecodeResult]] = []
             chunk = values[start:end]
-            events = decode_many(chunk, failed=failed).events
+            prepared, ahead = ahead, None
+            if self.settings.read_ahead and number + 1 < len(ranges):
+                following = ranges[number + 1]
+                ahead = prepare_decode(values[following[0] : following[1]])
+            events = decode_many(chunk, failed=failed, prepared=prepared).events
             for index, result in failed:
                 message, value = messages[start + index], chunk[index]
                 self._dead_letter(message, value, result.rejections, whole=not result.events)

@@ -30,6 +30,7 @@ from insights import (
     InsightEngine,
     decode_many,
     native,
+    prepare_decode,
 )
 from insights.attribution import AttributionTable, Interner
 from insights.baselines import N_SLOTS, BaselineTable, StreamExposure
@@ -191,8 +192,49 @@ def test_decode_many_is_the_same_with_and_without_the_accelerator(batch: list[by
         failed: list[tuple[int, DecodeResult]] = []
         return _view(decode_many(batch, max_bytes=400, failed=failed), failed)
 
+    def read_ahead() -> object:
+        failed: list[tuple[int, DecodeResult]] = []
+        prepared = prepare_decode(batch, max_bytes=400)
+        assert (prepared is None) == (native.module is None)
+        return _view(decode_many(batch, max_bytes=400, failed=failed, prepared=prepared), failed)
+
     fast, pure = both(run)
+    ahead, pure_too = both(read_ahead)
     assert fast == pure
+    assert ahead == pure
+    assert pure_too == pure
+
+
+def test_read_ahead_is_used_only_for_the_messages_it_read() -> None:
+    records = [json.dumps({**RECORD, "eventID": str(i)}).encode() for i in range(300)]
+    batches = [b'{"Records":[' + b",".join(records[i : i + 30]) + b"]}" for i in range(0, 300, 30)]
+    for messages in (records, batches):
+        expected = _view(decode_many(messages), [])
+        prepared = prepare_decode(messages)
+        assert _view(decode_many(messages, prepared=prepared), []) == expected
+        # another list of equal bytes: not the messages it read, so it reads them itself
+        copies = [bytes(bytearray(m)) for m in messages]
+        assert _view(decode_many(copies, prepared=prepared), []) == expected
+        # a larger limit than the read-ahead's: the too-large messages are still refused
+        small = _view(decode_many(messages, max_bytes=100), [])
+        assert _view(decode_many(messages, max_bytes=100, prepared=prepared), []) == small
+
+
+def test_read_ahead_survives_being_dropped_and_the_schema_being_named_again() -> None:
+    from insights.events import _schema_of
+
+    assert BUILT is not None
+    lines = [json.dumps({**RECORD, "eventID": str(i)}).encode() for i in range(2000)]
+    batches = [b'{"Records":[' + b",".join(lines[i : i + 100]) + b"]}" for i in range(0, 2000, 100)]
+    for _ in range(20):  # dropped while queued, while being read, and once read
+        jobs = [prepare_decode(batches) for _ in range(8)]
+        del jobs[::2]
+        BUILT.decode_schema(
+            CloudTrailEvent, _schema_of(CloudTrailEvent), UserIdentity, _schema_of(UserIdentity)
+        )
+        assert all(len(decode_many(batches, prepared=job).events) == 2000 for job in jobs)
+    with pytest.raises(TypeError):
+        BUILT.decode_fast(lambda b: None, lines, 0, 10_000, [], object())
 
 
 def test_decode_many_takes_any_sequence_and_non_bytes_messages() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
@@ -26,9 +27,10 @@ class _FailingConsumer:
         raise KafkaConnectionError("socket disconnected")
 
 
-def _settings(state: Path) -> WorkerSettings:
+def _settings(state: Path, **overrides: Any) -> WorkerSettings:
     return load_settings(
         None,
+        **overrides,
         bootstrap_servers="127.0.0.1:9",
         input_topics=["in"],
         output_topic="out",
@@ -84,13 +86,17 @@ class _Message:
         self.topic, self.partition, self.offset, self.value = "in", 0, offset, value
 
 
+@pytest.mark.parametrize("read_ahead", [True, False])
 def test_a_poll_spanning_several_decode_chunks_dead_letters_exactly_its_bad_messages(
-    tmp_path: Path,
+    tmp_path: Path, read_ahead: bool
 ) -> None:
     lines = list(render(generate(Scenario(days=2, reads_per_minute=2, anomaly_day=1))))[:900]
     bad = {3: b"not json", 400: b'{"eventTime": 5}', 899: b'{"eventName": "\xff"}'}
     values = [bad.get(i, line) for i, line in enumerate(lines)]
-    worker = Worker(_settings(tmp_path))
+    # a batch message among the records, read ahead like them
+    values[600] = b'{"Records":[' + values[600] + b"," + values[601] + b"]}"
+    values[601] = b'{"Records":[]}'
+    worker = Worker(_settings(tmp_path, read_ahead=read_ahead))
     tp = TopicPartition("in", 0)
     part = _Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=0)
     worker._parts[tp] = part
