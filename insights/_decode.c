@@ -42,6 +42,7 @@
 
 #define MAX_DEPTH 64
 #define MAX_FIELDS 16
+#define MAX_NESTED 8
 #define CACHE_SLOTS 4096 /* power of two */
 #define CACHE_MAX_LEN 96
 
@@ -350,46 +351,53 @@ skip_value(Reader *r)
     }
 }
 
-/* A str of the given UTF-8 bytes: from the cache when ``cached`` and short ASCII. NULL with an
- * exception on error; a UnicodeDecodeError is turned into "not handled" by the caller. */
+#define NO_SLOT 0xFFFF
+
+/* The string cache slot of ``n`` ASCII bytes: a multiplicative hash of 8-byte words (the
+ * byte-wise FNV-1a loop was a fifth of the reader's time). Needs no GIL. */
+static uint16_t
+cache_slot(const unsigned char *s, Py_ssize_t n)
+{
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15u;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+        h ^= h >> 31;
+    }
+    if (i < n) { /* the last 1-7 bytes, by fixed-size loads (no memcpy call) */
+        uint64_t w;
+        if (n >= 8) {
+            memcpy(&w, s + n - 8, 8); /* overlaps the words above */
+        }
+        else if (n >= 4) {
+            uint32_t lo, hi;
+            memcpy(&lo, s, 4);
+            memcpy(&hi, s + n - 4, 4);
+            w = ((uint64_t)hi << 32) | lo;
+        }
+        else {
+            w = (uint64_t)s[0] | ((uint64_t)s[n / 2] << 8) | ((uint64_t)s[n - 1] << 16);
+        }
+        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+        h ^= h >> 31;
+    }
+    h = (h ^ (h >> 29)) * 0x94D049BB133111EBu;
+    return (uint16_t)((h >> 32) & (CACHE_SLOTS - 1));
+}
+
+/* A str of the given UTF-8 bytes, from cache ``slot`` when it holds the same (NO_SLOT: not
+ * cached). NULL with an exception on error; a UnicodeDecodeError is turned into "not handled"
+ * by the caller. */
 static PyObject *
-make_string(const unsigned char *s, Py_ssize_t n, int ascii, int cached)
+make_string(const unsigned char *s, Py_ssize_t n, int ascii, uint16_t slot)
 {
     if (!ascii) {
         return PyUnicode_DecodeUTF8((const char *)s, n, "strict");
     }
-    PyObject **slot = NULL;
-    if (cached && n <= CACHE_MAX_LEN) {
-        /* a multiplicative hash of 8-byte words: the byte-wise FNV-1a loop was a fifth of
-         * the record reader's time */
-        uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15u;
-        Py_ssize_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            h = (h ^ w) * 0xBF58476D1CE4E5B9u;
-            h ^= h >> 31;
-        }
-        if (i < n) { /* the last 1-7 bytes, by fixed-size loads (no memcpy call) */
-            uint64_t w;
-            if (n >= 8) {
-                memcpy(&w, s + n - 8, 8); /* overlaps the words above */
-            }
-            else if (n >= 4) {
-                uint32_t a, b;
-                memcpy(&a, s, 4);
-                memcpy(&b, s + n - 4, 4);
-                w = ((uint64_t)b << 32) | a;
-            }
-            else {
-                w = (uint64_t)s[0] | ((uint64_t)s[n / 2] << 8) | ((uint64_t)s[n - 1] << 16);
-            }
-            h = (h ^ w) * 0xBF58476D1CE4E5B9u;
-            h ^= h >> 31;
-        }
-        h = (h ^ (h >> 29)) * 0x94D049BB133111EBu;
-        slot = &string_cache[(h >> 32) & (CACHE_SLOTS - 1)];
-        PyObject *hit = *slot;
+    if (slot != NO_SLOT) {
+        PyObject *hit = string_cache[slot];
         if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n &&
             memcmp(PyUnicode_1BYTE_DATA(hit), s, (size_t)n) == 0) {
             return Py_NewRef(hit);
@@ -400,8 +408,8 @@ make_string(const unsigned char *s, Py_ssize_t n, int ascii, int cached)
         return NULL;
     }
     memcpy(PyUnicode_1BYTE_DATA(text), s, (size_t)n);
-    if (slot != NULL) {
-        Py_XSETREF(*slot, Py_NewRef(text));
+    if (slot != NO_SLOT) {
+        Py_XSETREF(string_cache[slot], Py_NewRef(text));
     }
     return text;
 }
@@ -442,16 +450,18 @@ field_of(const Schema *schema, const unsigned char *key, Py_ssize_t n)
  * builds the structs from the spans. */
 enum { TAG_ABSENT = 0, TAG_NULL, TAG_ASCII, TAG_UTF8, TAG_TRUE, TAG_FALSE, TAG_NESTED };
 
+/* 16 bytes: the reader thread writes ~20 per record and the owner reads them back. */
 typedef struct {
     const unsigned char *s;
-    Py_ssize_t n;
-    int tag;
+    uint32_t n;
+    uint16_t tag;
+    uint16_t slot; /* of the string cache, computed by the reader; NO_SLOT if not cached */
 } Span;
 
 /* Where one record's kept values are: its own fields and those of its nested struct. */
 typedef struct {
     Span top[MAX_FIELDS];
-    Span nested[MAX_FIELDS];
+    Span nested[MAX_NESTED];
 } RecordSpans;
 
 /* A growable array of RecordSpans (PyMem_Raw*: usable without the GIL); ``owned`` once it
@@ -533,10 +543,15 @@ index_struct(Reader *r, const Schema *schema, Span *spans, Span *nested)
                 span->tag = TAG_NULL;
             }
             else if (f->kind == KIND_STR) {
-                if (c != '"' || read_string(r, 1, &span->s, &span->n, &ascii) != OK) {
+                Py_ssize_t len;
+                if (c != '"' || read_string(r, 1, &span->s, &len, &ascii) != OK ||
+                    len > (Py_ssize_t)UINT32_MAX) {
                     return REFUSE;
                 }
+                span->n = (uint32_t)len;
                 span->tag = ascii ? TAG_ASCII : TAG_UTF8;
+                span->slot = ascii && f->cached && len <= CACHE_MAX_LEN ? cache_slot(span->s, len)
+                                                                       : NO_SLOT;
             }
             else if (f->kind == KIND_BOOL) {
                 if (c == 't' && read_literal(r, "true", 4) == OK) {
@@ -693,7 +708,7 @@ build_value(const Field *f, const Span *span, const Span *nested, PyObject **val
     switch (span->tag) {
     case TAG_ASCII:
     case TAG_UTF8:
-        *value = make_string(span->s, span->n, span->tag == TAG_ASCII, f->cached);
+        *value = make_string(span->s, span->n, span->tag == TAG_ASCII, span->slot);
         if (*value == NULL) {
             if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
                 PyErr_Clear(); /* msgspec raises it: events.py reads the message again */
@@ -1277,6 +1292,10 @@ PyObject *
 native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
+    if (nargs == 4 && PyTuple_Check(args[3]) && PyTuple_GET_SIZE(args[3]) > MAX_NESTED) {
+        PyErr_SetString(PyExc_TypeError, "too many nested fields");
+        return NULL;
+    }
     if (nargs != 4) {
         return native_usage_error(
             "decode_schema(record_type, fields: tuple, nested_type, nested_fields: tuple)");

@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 EVENT_ID_HEADER = "ctinsights-event-id"
 _DLQ_LIMIT = 900_000
 _MAX_FETCH = 16 * 1024 * 1024
+#: Decode chunks of a poll queued ahead for the reader thread (two keep it busy while this
+#: thread builds and runs the engine on the current one).
+_READ_AHEAD = 2
 _IDLE_PROBE_SECONDS = 10.0
 #: Wait after a poll that raised (the broker went away mid-call) before polling again.
 _POLL_BACKOFF_SECONDS = 1.0
@@ -351,14 +354,15 @@ class Worker:
         # chunk's JSON is read on the reader thread while this one is decoded and goes through
         # the engine here (the first chunk of a poll is read here)
         ranges = list(chunk_ranges(values))
-        ahead: object | None = None
+        ahead: dict[int, object | None] = {}
         for number, (start, end) in enumerate(ranges):
             failed: list[tuple[int, DecodeResult]] = []
             chunk = values[start:end]
-            prepared, ahead = ahead, None
-            if self.settings.read_ahead and number + 1 < len(ranges):
-                following = ranges[number + 1]
-                ahead = prepare_decode(values[following[0] : following[1]])
+            prepared = ahead.pop(number, None)
+            if self.settings.read_ahead:
+                for later in range(number + 1, min(number + 1 + _READ_AHEAD, len(ranges))):
+                    if later not in ahead:
+                        ahead[later] = prepare_decode(values[slice(*ranges[later])])
             events = decode_many(chunk, failed=failed, prepared=prepared).events
             for index, result in failed:
                 message, value = messages[start + index], chunk[index]
