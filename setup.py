@@ -3,9 +3,9 @@
 ``insights/_native.c`` holds the per-event loops of replay and the worker, ``_closing.c`` the
 baselines' closing step, ``_sketch.c`` the attribution sketches, ``_stats.c`` the tail scores,
 ``_step.c`` a whole closing step when no insight of it is open, ``_decode.c`` the common JSON
-shapes into the events' structs. It is optional: without a C
-compiler the install still succeeds and the pure-Python code runs, with the same results (tests
-compare both) and slower replay (README "Performance").
+shapes into the events' structs (and its reader thread). It is optional: without a C compiler
+the install still succeeds and the pure-Python code runs, with the same results (tests compare
+both) and slower replay (README "Performance").
 """
 
 import sys

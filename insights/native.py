@@ -9,7 +9,11 @@ present (``setup.py``). They cover the hot paths, each for the common case only:
   (:meth:`insights.baselines.BaselineTable.score_minutes` and ``learn_minutes``);
 * ``_stats.c``: tail scores (:func:`insights.stats.nb_tail_score`);
 * ``_sketch.c``: attribution sketch merges
-  (:meth:`insights.attribution.AttributionTable.merge_buffers` and ``merge_minute``).
+  (:meth:`insights.attribution.AttributionTable.merge_buffers` and ``merge_minute``);
+* ``_step.c``: a whole closing step when no insight of it is open;
+* ``_decode.c``: single records and ``{"Records": [...]}`` batches read into the event structs
+  (anything unusual is left to msgspec), and the reader thread behind
+  :func:`insights.events.prepare_decode`.
 
 The pure-Python code stays the reference: results are the same bits either way (numpy's
 arithmetic in numpy's order, numpy's and scipy's own ufuncs for every transcendental function;
