@@ -3,9 +3,9 @@
 ``insights/_native.c`` holds the per-event loops of replay and the worker, ``_closing.c`` the
 baselines' closing step, ``_sketch.c`` the attribution sketches, ``_stats.c`` the tail scores,
 ``_step.c`` a whole closing step when no insight of it is open, ``_decode.c`` the common JSON
-shapes into the events' structs (and its reader thread). It is optional: without a C compiler
-the install still succeeds and the pure-Python code runs, with the same results (tests compare
-both) and slower replay (README "Performance").
+shapes into the events' structs, ``_readahead.c`` its reader thread. It is optional: without a
+C compiler the install still succeeds and the pure-Python code runs, with the same results
+(tests compare both) and slower replay (README "Performance").
 """
 
 import sys
@@ -21,9 +21,17 @@ setup(
             "insights._native",
             [
                 f"insights/{name}.c"
-                for name in ("_native", "_closing", "_sketch", "_stats", "_step", "_decode")
+                for name in (
+                    "_native",
+                    "_closing",
+                    "_sketch",
+                    "_stats",
+                    "_step",
+                    "_decode",
+                    "_readahead",
+                )
             ],
-            depends=["insights/_native.h"],
+            depends=["insights/_native.h", "insights/_decode.h"],
             extra_compile_args=FLAGS,
             optional=True,
         )

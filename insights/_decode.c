@@ -26,8 +26,11 @@
  *       1 = bool | None, 2 = the nested struct | None. Every attribute defaults to None.
  *   decode_batch(data: bytes) -> list | None
  *   decode_record(data: bytes) -> record | None
+ *
+ * The reading is done in two passes (see "reading" and "building" below) so that the first
+ * can run on the reader thread of _readahead.c.
  */
-#include "_native.h"
+#include "_decode.h"
 #include <structmember.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -41,8 +44,6 @@
 #endif
 
 #define MAX_DEPTH 64
-#define MAX_FIELDS 16
-#define MAX_NESTED 8
 #define CACHE_SLOTS 4096 /* power of two */
 #define CACHE_MAX_LEN 96
 
@@ -351,8 +352,6 @@ skip_value(Reader *r)
     }
 }
 
-#define NO_SLOT 0xFFFF
-
 /* The string cache slot of ``n`` ASCII bytes: a multiplicative hash of 8-byte words (the
  * byte-wise FNV-1a loop was a fifth of the reader's time). Needs no GIL. */
 static uint16_t
@@ -446,31 +445,9 @@ field_of(const Schema *schema, const unsigned char *key, Py_ssize_t n)
 
 /* ------------------------------------------------------------------ reading (no GIL)
  * The first pass only checks the JSON and notes where each kept value is ("spans"); it touches
- * no Python object, so it can run without the GIL (see "reading ahead" below). The second pass
+ * no Python object, so it can run without the GIL (_readahead.c). The second pass
  * builds the structs from the spans. */
 enum { TAG_ABSENT = 0, TAG_NULL, TAG_ASCII, TAG_UTF8, TAG_TRUE, TAG_FALSE, TAG_NESTED };
-
-/* 16 bytes: the reader thread writes ~20 per record and the owner reads them back. */
-typedef struct {
-    const unsigned char *s;
-    uint32_t n;
-    uint16_t tag;
-    uint16_t slot; /* of the string cache, computed by the reader; NO_SLOT if not cached */
-} Span;
-
-/* Where one record's kept values are: its own fields and those of its nested struct. */
-typedef struct {
-    Span top[MAX_FIELDS];
-    Span nested[MAX_NESTED];
-} RecordSpans;
-
-/* A growable array of RecordSpans (PyMem_Raw*: usable without the GIL); ``owned`` once it
- * left the caller's first array. */
-typedef struct {
-    RecordSpans *items;
-    Py_ssize_t count, capacity;
-    int owned;
-} SpanBuffer;
 
 static RecordSpans *
 next_record(SpanBuffer *buf)
@@ -478,7 +455,8 @@ next_record(SpanBuffer *buf)
     if (buf->count == buf->capacity) {
         Py_ssize_t capacity = buf->capacity ? buf->capacity * 2 : 64;
         size_t size = (size_t)capacity * sizeof(RecordSpans);
-        RecordSpans *items = buf->owned ? PyMem_RawRealloc(buf->items, size) : PyMem_RawMalloc(size);
+        RecordSpans *items =
+            buf->owned ? PyMem_RawRealloc(buf->items, size) : PyMem_RawMalloc(size);
         if (items == NULL) {
             return NULL;
         }
@@ -590,14 +568,6 @@ index_struct(Reader *r, const Schema *schema, Span *spans, Span *nested)
     }
 }
 
-/* What one message holds, as far as this reader goes. */
-enum { MSG_REFUSED = 0, MSG_RECORD = NATIVE_RECORD, MSG_BATCH = NATIVE_BATCH };
-
-typedef struct {
-    int kind;
-    Py_ssize_t first, count; /* its records in the SpanBuffer */
-} MessageSpans;
-
 static int
 index_record(Reader *r, SpanBuffer *buf)
 {
@@ -605,7 +575,8 @@ index_record(Reader *r, SpanBuffer *buf)
     if (rec == NULL) {
         return REFUSE; /* out of memory: msgspec decides (and says so) */
     }
-    if (r->p >= r->end || *r->p != '{' || index_struct(r, &record_schema, rec->top, rec->nested) != OK) {
+    if (r->p >= r->end || *r->p != '{' ||
+        index_struct(r, &record_schema, rec->top, rec->nested) != OK) {
         return REFUSE;
     }
     return OK;
@@ -683,8 +654,8 @@ index_batch(Reader *r, SpanBuffer *buf)
 
 /* Index one message: a batch when it begins with the batch prefix (as events.py decides),
  * else a single record. Needs no GIL. */
-static void
-index_message(const unsigned char *data, Py_ssize_t size, int batch, SpanBuffer *buf,
+void
+decode_index_message(const unsigned char *data, Py_ssize_t size, int batch, SpanBuffer *buf,
               MessageSpans *out)
 {
     Reader r = {data, data + size, 0};
@@ -763,8 +734,8 @@ build_struct(const Schema *schema, const Span *spans, const Span *nested, PyObje
 
 /* The structs of one indexed message: a record, or a list of them for a batch. NULL with no
  * exception when a string is not valid UTF-8 (msgspec must decode the message). */
-static PyObject *
-build_message(const SpanBuffer *buf, const MessageSpans *m)
+PyObject *
+decode_build_message(const SpanBuffer *buf, const MessageSpans *m)
 {
     PyObject *record = NULL;
     if (m->kind == MSG_RECORD) {
@@ -801,9 +772,9 @@ decode_now(PyObject *data, int batch)
     RecordSpans one;
     SpanBuffer local = {&one, 0, 1, 0}; /* a single record needs no allocation */
     MessageSpans m;
-    index_message((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), batch,
-                  &local, &m);
-    PyObject *result = m.kind == MSG_REFUSED ? NULL : build_message(&local, &m);
+    decode_index_message((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
+                         batch, &local, &m);
+    PyObject *result = m.kind == MSG_REFUSED ? NULL : decode_build_message(&local, &m);
     if (local.owned) {
         PyMem_RawFree(local.items);
     }
@@ -817,8 +788,8 @@ native_decode_one(PyObject *data)
     return decode_now(data, 0);
 }
 
-static PyObject *
-none_unless_error(PyObject *result)
+PyObject *
+decode_none_unless_error(PyObject *result)
 {
     if (result == NULL && !PyErr_Occurred()) {
         Py_RETURN_NONE;
@@ -830,398 +801,14 @@ PyObject *
 native_decode_record(PyObject *module, PyObject *data)
 {
     (void)module;
-    return none_unless_error(decode_now(data, 0));
+    return decode_none_unless_error(decode_now(data, 0));
 }
 
 PyObject *
 native_decode_batch(PyObject *module, PyObject *data)
 {
     (void)module;
-    return none_unless_error(decode_now(data, 1));
-}
-
-/* ------------------------------------------------------------------ reading ahead
- * prepare(messages, max_bytes) queues a list of messages for the reader thread of this module
- * (a C thread: it never takes the GIL), which indexes them while the caller goes on, e.g.
- * feeding the previous chunk to the engine; decode_many(..., prepared=...) then only builds
- * the structs. A job the reader has not started when its owner needs it is read by the owner
- * itself (without the GIL), so the two share the work whichever is ahead. The results are the
- * same as reading now: same index, same build. */
-enum { JOB_QUEUED = 0, JOB_RUNNING, JOB_DONE };
-
-typedef struct Prepared {
-    PyObject_HEAD
-    PyObject *items;            /* a tuple of the messages: holds the bytes alive */
-    Py_ssize_t count;
-    signed char *batch;         /* per message: 1 batch, 0 single record, -1 not read here */
-    MessageSpans *spans;        /* per message */
-    SpanBuffer buf;
-    int state;                  /* under ``lock`` until JOB_DONE has been seen */
-    int done_seen;              /* the owner saw JOB_DONE: no more locking */
-    struct Prepared *next;      /* in the queue */
-} Prepared;
-
-static void
-run_job(Prepared *job)
-{
-    for (Py_ssize_t i = 0; i < job->count; i++) {
-        MessageSpans *m = &job->spans[i];
-        if (job->batch[i] < 0) {
-            m->kind = MSG_REFUSED;
-            m->first = m->count = 0;
-            continue;
-        }
-        PyObject *item = PyTuple_GET_ITEM(job->items, i); /* no refcount change: GIL-free */
-        index_message((const unsigned char *)PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item),
-                      job->batch[i], &job->buf, m);
-    }
-}
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#include <unistd.h>
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t work_done = PTHREAD_COND_INITIALIZER;
-static Prepared *queue_head, *queue_tail;
-static int reader_running; /* a reader thread exists in this process */
-static int reader_busy;    /* it is reading a job (taken off the queue) */
-
-static void *
-reader_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&lock);
-    for (;;) {
-        while (queue_head == NULL) {
-            pthread_cond_wait(&work_ready, &lock);
-        }
-        Prepared *job = queue_head;
-        queue_head = job->next;
-        if (queue_head == NULL) {
-            queue_tail = NULL;
-        }
-        job->next = NULL;
-        job->state = JOB_RUNNING;
-        reader_busy = 1;
-        pthread_mutex_unlock(&lock);
-        run_job(job);
-        pthread_mutex_lock(&lock);
-        job->state = JOB_DONE;
-        reader_busy = 0;
-        pthread_cond_broadcast(&work_done);
-    }
-    return NULL;
-}
-
-/* In a forked child the reader thread is gone: start afresh. */
-static void
-after_fork_in_child(void)
-{
-    pthread_mutex_init(&lock, NULL);
-    pthread_cond_init(&work_ready, NULL);
-    pthread_cond_init(&work_done, NULL);
-    queue_head = queue_tail = NULL;
-    reader_running = reader_busy = 0;
-}
-
-/* Queue ``job`` for the reader thread; 0 when there is none to run it (caller reads now). */
-static int
-submit(Prepared *job)
-{
-    static int fork_handler;
-    if (!reader_running) {
-        pthread_t thread;
-        pthread_attr_t attr;
-        if (!fork_handler) {
-            if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
-                return 0;
-            }
-            fork_handler = 1;
-        }
-        if (pthread_attr_init(&attr) != 0) {
-            return 0;
-        }
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int failed = pthread_create(&thread, &attr, reader_main, NULL);
-        pthread_attr_destroy(&attr);
-        if (failed) {
-            return 0;
-        }
-        reader_running = 1;
-    }
-    pthread_mutex_lock(&lock);
-    job->state = JOB_QUEUED;
-    job->next = NULL;
-    if (queue_tail != NULL) {
-        queue_tail->next = job;
-    }
-    else {
-        queue_head = job;
-    }
-    queue_tail = job;
-    pthread_cond_signal(&work_ready);
-    pthread_mutex_unlock(&lock);
-    return 1;
-}
-
-/* Wait for ``job`` (without the GIL when ``release``). */
-static void
-wait_for(Prepared *job, int release)
-{
-    if (job->done_seen) {
-        return;
-    }
-    PyThreadState *saved = release ? PyEval_SaveThread() : NULL;
-    pthread_mutex_lock(&lock);
-    while (job->state != JOB_DONE) {
-        pthread_cond_wait(&work_done, &lock);
-    }
-    pthread_mutex_unlock(&lock);
-    if (saved != NULL) {
-        PyEval_RestoreThread(saved);
-    }
-    job->done_seen = 1;
-}
-
-/* Take a job that is still queued off the queue; 1 if it was. */
-static int
-withdraw(Prepared *job)
-{
-    int withdrawn = 0;
-    pthread_mutex_lock(&lock);
-    if (job->state == JOB_QUEUED && reader_running) {
-        Prepared **link = &queue_head, *prev = NULL;
-        while (*link != NULL && *link != job) {
-            prev = *link;
-            link = &(*link)->next;
-        }
-        if (*link == job) {
-            *link = job->next;
-            if (queue_tail == job) {
-                queue_tail = prev;
-            }
-            withdrawn = 1;
-        }
-    }
-    pthread_mutex_unlock(&lock);
-    return withdrawn;
-}
-
-/* Wait until the reader thread has no job (before the schema changes under it). Returns
- * holding the GIL with the reader idle: no other thread can queue a job until it is released. */
-static void
-wait_idle(void)
-{
-    while (reader_running) {
-        pthread_mutex_lock(&lock);
-        int idle = queue_head == NULL && !reader_busy;
-        pthread_mutex_unlock(&lock);
-        if (idle) {
-            return;
-        }
-        PyThreadState *saved = PyEval_SaveThread();
-        pthread_mutex_lock(&lock);
-        while (queue_head != NULL || reader_busy) {
-            pthread_cond_wait(&work_done, &lock);
-        }
-        pthread_mutex_unlock(&lock);
-        PyEval_RestoreThread(saved); /* another thread may have queued a job meanwhile */
-    }
-}
-#else
-static int
-submit(Prepared *job)
-{
-    (void)job;
-    return 0;
-}
-
-static void
-wait_for(Prepared *job, int release)
-{
-    (void)release;
-    job->done_seen = 1;
-}
-
-static int
-withdraw(Prepared *job)
-{
-    (void)job;
-    return 0;
-}
-
-static void
-wait_idle(void)
-{
-}
-#endif
-
-/* Make ``job`` done: read it here (without the GIL) if the reader thread has not taken it
- * yet, so that whichever thread is free reads the next chunk; else wait for the reader. */
-static void
-settle(Prepared *job)
-{
-    if (job->done_seen) {
-        return;
-    }
-    if (withdraw(job)) {
-        PyThreadState *saved = PyEval_SaveThread();
-        run_job(job);
-        PyEval_RestoreThread(saved);
-        job->state = JOB_DONE;
-        job->done_seen = 1;
-        return;
-    }
-    wait_for(job, 1);
-}
-
-static void
-prepared_dealloc(Prepared *self)
-{
-    if (self->items != NULL && !self->done_seen && !withdraw(self)) {
-        wait_for(self, 0); /* running: the reader thread reads our buffers until it is done */
-    }
-    Py_XDECREF(self->items);
-    PyMem_Free(self->batch);
-    PyMem_Free(self->spans);
-    if (self->buf.owned) {
-        PyMem_RawFree(self->buf.items);
-    }
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* The structs of message ``index`` if ``message`` is the one prepared there and was read as
- * ``kind``; NULL with no exception when not. */
-PyObject *
-native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, int kind);
-
-static PyObject *
-prepared_batch(Prepared *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        return native_usage_error("Prepared.batch(index, message)");
-    }
-    Py_ssize_t index = PyLong_AsSsize_t(args[0]);
-    if (index == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    return none_unless_error(native_prepared_take((PyObject *)self, index, args[1], MSG_BATCH));
-}
-
-static PyMethodDef prepared_methods[] = {
-    {"batch", (PyCFunction)(void (*)(void))prepared_batch, METH_FASTCALL,
-     "The records of message ``index`` (a batch) if read ahead, else None."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyTypeObject PreparedType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "insights._native.Prepared",
-    .tp_basicsize = sizeof(Prepared),
-    .tp_dealloc = (destructor)prepared_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Messages being read ahead on the reader thread (see decode_many's prepared).",
-    .tp_methods = prepared_methods,
-};
-
-int
-native_is_prepared(PyObject *obj)
-{
-    return Py_IS_TYPE(obj, &PreparedType);
-}
-
-PyObject *
-native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, int kind)
-{
-    if (!Py_IS_TYPE(prepared, &PreparedType)) {
-        PyErr_SetString(PyExc_TypeError, "expected a Prepared");
-        return NULL;
-    }
-    Prepared *self = (Prepared *)prepared;
-    if (index < 0 || index >= self->count || PyTuple_GET_ITEM(self->items, index) != message ||
-        record_schema.type == NULL) {
-        return NULL;
-    }
-    settle(self);
-    const MessageSpans *m = &self->spans[index];
-    if (m->kind != kind) {
-        return NULL;
-    }
-    return build_message(&self->buf, m);
-}
-
-/* prepare(messages: list, max_bytes) -> Prepared or None (no schema named yet). */
-PyObject *
-native_prepare(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 2 || !PyList_CheckExact(args[0])) {
-        return native_usage_error("prepare(messages: list, max_bytes)");
-    }
-    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[1]);
-    if (max_bytes == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (record_schema.type == NULL) {
-        Py_RETURN_NONE;
-    }
-    Prepared *self = PyObject_New(Prepared, &PreparedType);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->items = NULL;
-    self->batch = NULL;
-    self->spans = NULL;
-    self->buf = (SpanBuffer){NULL, 0, 0, 0};
-    self->state = JOB_DONE;
-    self->done_seen = 1;
-    self->next = NULL;
-    self->items = PyList_AsTuple(args[0]); /* the caller may change its list meanwhile */
-    if (self->items == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    self->count = PyTuple_GET_SIZE(self->items);
-    self->batch = PyMem_Malloc((size_t)(self->count ? self->count : 1));
-    self->spans = PyMem_Calloc((size_t)(self->count ? self->count : 1), sizeof(MessageSpans));
-    if (self->batch == NULL || self->spans == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    static const char prefix[] = "{\"Records\"";
-    const Py_ssize_t prefix_len = (Py_ssize_t)sizeof(prefix) - 1;
-    for (Py_ssize_t i = 0; i < self->count; i++) {
-        PyObject *item = PyTuple_GET_ITEM(self->items, i);
-        if (!PyBytes_CheckExact(item) || PyBytes_GET_SIZE(item) > max_bytes) {
-            self->batch[i] = -1; /* decode_many's general path says why */
-            continue;
-        }
-        self->batch[i] = PyBytes_GET_SIZE(item) >= prefix_len &&
-                         memcmp(PyBytes_AS_STRING(item), prefix, (size_t)prefix_len) == 0;
-    }
-    self->done_seen = 0;
-    if (!submit(self)) { /* no reader thread here: read now */
-        run_job(self);
-        self->state = JOB_DONE;
-        self->done_seen = 1;
-    }
-    return (PyObject *)self;
-}
-
-int
-native_decode_init(PyObject *module)
-{
-    if (PyType_Ready(&PreparedType) < 0) {
-        return -1;
-    }
-    Py_INCREF(&PreparedType);
-    if (PyModule_AddObject(module, "Prepared", (PyObject *)&PreparedType) < 0) {
-        Py_DECREF(&PreparedType);
-        return -1;
-    }
-    return 0;
+    return decode_none_unless_error(decode_now(data, 1));
 }
 
 /* Fill ``schema`` from a type and its ((json_key, attribute, kind, cached), ...) tuple. */
@@ -1300,7 +887,7 @@ native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return native_usage_error(
             "decode_schema(record_type, fields: tuple, nested_type, nested_fields: tuple)");
     }
-    wait_idle(); /* the reader thread reads the schema */
+    readahead_wait_idle(); /* the reader thread reads the schema */
     Py_CLEAR(record_schema.type); /* unusable until both are set */
     if (set_schema(&nested_schema, args[2], args[3]) < 0 ||
         set_schema(&record_schema, args[0], args[1]) < 0) {
@@ -1309,4 +896,10 @@ native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+int
+decode_schema_ready(void)
+{
+    return record_schema.type != NULL;
 }

@@ -18,6 +18,7 @@
  *   close_step(...): a whole closing step when no insight of it is open (_step.c)
  *   decode_schema(...), decode_batch(data), decode_record(data): JSON into the events'
  *       structs for the common shapes, else None (msgspec decodes) (_decode.c)
+ *   prepare(messages, max_bytes): the same read ahead on a reader thread (_readahead.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #include "_native.h"
@@ -900,7 +901,7 @@ PyInit__native(void)
     PyObject *module = PyModule_Create(&native_module);
     /* the calling convention of these functions: insights/native.py loads only its own */
     if (module != NULL && (PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0 ||
-                           native_decode_init(module) < 0)) {
+                           native_readahead_init(module) < 0)) {
         Py_CLEAR(module);
     }
     return module;

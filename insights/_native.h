@@ -56,14 +56,15 @@ PyObject *native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t 
 /* What a message read ahead was read as (native_prepared_take's ``kind``). */
 enum { NATIVE_RECORD = 1, NATIVE_BATCH = 2 };
 
-/* _decode.c: the common JSON shapes read into the events' structs (NULL: not handled). */
+/* _decode.c: the common JSON shapes read into the events' structs (NULL: not handled);
+ * _readahead.c: its reader thread. */
 PyObject *native_decode_one(PyObject *data);
 PyObject *native_decode_record(PyObject *module, PyObject *data);
 PyObject *native_decode_batch(PyObject *module, PyObject *data);
 PyObject *native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *native_prepare(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, int kind);
-int native_decode_init(PyObject *module);
+int native_readahead_init(PyObject *module);
 int native_is_prepared(PyObject *obj);
 
 #endif
