@@ -272,13 +272,13 @@ read_literal(Reader *r, const char *word, Py_ssize_t len)
     return OK;
 }
 
-static int skip_value(Reader *r);
+/* The container grammar shared by every reader below. */
 
-/* Skip an object or array (at its opening bracket), checking its syntax. */
-static int
-skip_container(Reader *r)
+/* Step into an object or array at its opening bracket: 1 if it is empty (and left again),
+ * 0 if items follow, REFUSE if nested too deep. */
+static HOT int
+open_container(Reader *r, unsigned char close)
 {
-    unsigned char close = *r->p == '{' ? '}' : ']';
     if (++r->depth > MAX_DEPTH) {
         return REFUSE;
     }
@@ -287,42 +287,69 @@ skip_container(Reader *r)
     if (r->p < r->end && *r->p == close) {
         r->p++;
         r->depth--;
-        return OK;
+        return 1;
     }
-    for (;;) {
-        if (close == '}') {
-            const unsigned char *s;
-            Py_ssize_t n;
-            int ascii;
-            if (r->p >= r->end || *r->p != '"' || read_string(r, 0, &s, &n, &ascii) != OK) {
-                return REFUSE;
-            }
-            skip_space(r);
-            if (r->p >= r->end || *r->p != ':') {
-                return REFUSE;
-            }
-            r->p++;
-            skip_space(r);
-        }
-        if (skip_value(r) != OK) {
-            return REFUSE;
-        }
-        skip_space(r);
-        if (r->p >= r->end) {
-            return REFUSE;
-        }
-        if (*r->p == ',') {
-            r->p++;
-            skip_space(r);
-            continue;
-        }
-        if (*r->p != close) {
-            return REFUSE;
-        }
+    return 0;
+}
+
+/* Read an object's ``"key":`` (escapes refused when ``plain``). */
+static HOT int
+read_key(Reader *r, int plain, const unsigned char **key, Py_ssize_t *n)
+{
+    int ascii;
+    if (r->p >= r->end || *r->p != '"' || read_string(r, plain, key, n, &ascii) != OK) {
+        return REFUSE;
+    }
+    skip_space(r);
+    if (r->p >= r->end || *r->p != ':') {
+        return REFUSE;
+    }
+    r->p++;
+    skip_space(r);
+    return OK;
+}
+
+/* After an item: 1 if another follows (after its comma), 0 if the container closed here,
+ * REFUSE otherwise. */
+static HOT int
+next_item(Reader *r, unsigned char close)
+{
+    skip_space(r);
+    if (r->p >= r->end) {
+        return REFUSE;
+    }
+    if (*r->p == ',') {
         r->p++;
-        r->depth--;
-        return OK;
+        skip_space(r);
+        return 1;
     }
+    if (*r->p != close) {
+        return REFUSE;
+    }
+    r->p++;
+    r->depth--;
+    return 0;
+}
+
+static int skip_value(Reader *r);
+
+/* Skip an object or array (at its opening bracket), checking its syntax. */
+static int
+skip_container(Reader *r)
+{
+    unsigned char close = *r->p == '{' ? '}' : ']';
+    int more = open_container(r, close);
+    if (more != 0) {
+        return more > 0 ? OK : REFUSE;
+    }
+    do {
+        const unsigned char *key;
+        Py_ssize_t n;
+        if ((close == '}' && read_key(r, 0, &key, &n) != OK) || skip_value(r) != OK) {
+            return REFUSE;
+        }
+    } while ((more = next_item(r, close)) > 0);
+    return more == 0 ? OK : REFUSE;
 }
 
 /* Skip any JSON value, checking its syntax. */
@@ -478,29 +505,17 @@ index_struct(Reader *r, const Schema *schema, Span *spans, Span *nested)
     for (int i = 0; i < schema->count; i++) {
         spans[i].tag = TAG_ABSENT;
     }
-    if (++r->depth > MAX_DEPTH) {
-        return REFUSE;
+    int more = open_container(r, '}');
+    if (more != 0) {
+        return more > 0 ? OK : REFUSE;
     }
-    r->p++;
-    skip_space(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
-        r->depth--;
-        return OK;
-    }
-    for (;;) {
+    do {
         const unsigned char *key;
         Py_ssize_t n;
         int ascii;
-        if (r->p >= r->end || *r->p != '"' || read_string(r, 1, &key, &n, &ascii) != OK) {
+        if (read_key(r, 1, &key, &n) != OK) {
             return REFUSE;
         }
-        skip_space(r);
-        if (r->p >= r->end || *r->p != ':') {
-            return REFUSE;
-        }
-        r->p++;
-        skip_space(r);
         int i = field_of(schema, key, n);
         if (i < 0) {
             if (skip_value(r) != OK) {
@@ -550,22 +565,8 @@ index_struct(Reader *r, const Schema *schema, Span *spans, Span *nested)
                 span->tag = TAG_NESTED;
             }
         }
-        skip_space(r);
-        if (r->p >= r->end) {
-            return REFUSE;
-        }
-        if (*r->p == ',') {
-            r->p++;
-            skip_space(r);
-            continue;
-        }
-        if (*r->p != '}') {
-            return REFUSE;
-        }
-        r->p++;
-        r->depth--;
-        return OK;
-    }
+    } while ((more = next_item(r, '}')) > 0);
+    return more == 0 ? OK : REFUSE;
 }
 
 static int
@@ -600,54 +601,29 @@ index_batch(Reader *r, SpanBuffer *buf)
     static const char head[] = "Records";
     const unsigned char *key;
     Py_ssize_t n;
-    int ascii;
-    if (r->p >= r->end || *r->p != '{') {
+    if (r->p >= r->end || *r->p != '{' || open_container(r, '}') != 0 ||
+        read_key(r, 1, &key, &n) != OK || n != (Py_ssize_t)sizeof(head) - 1 ||
+        memcmp(key, head, sizeof(head) - 1) != 0 || r->p >= r->end || *r->p != '[') {
         return REFUSE;
     }
-    r->p++;
-    skip_space(r);
-    if (r->p >= r->end || *r->p != '"' || read_string(r, 1, &key, &n, &ascii) != OK ||
-        n != (Py_ssize_t)sizeof(head) - 1 || memcmp(key, head, sizeof(head) - 1) != 0) {
+    int more = open_container(r, ']');
+    if (more < 0) {
         return REFUSE;
     }
-    skip_space(r);
-    if (r->p >= r->end || *r->p != ':') {
-        return REFUSE;
-    }
-    r->p++;
-    skip_space(r);
-    if (r->p >= r->end || *r->p != '[') {
-        return REFUSE;
-    }
-    r->p++;
-    r->depth = 2;
-    skip_space(r);
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
-    }
-    else {
-        for (;;) {
+    if (more == 0) {
+        do {
             if (index_record(r, buf) != OK) {
                 return REFUSE;
             }
-            skip_space(r);
-            if (r->p < r->end && *r->p == ',') {
-                r->p++;
-                skip_space(r);
-                continue;
-            }
-            if (r->p >= r->end || *r->p != ']') {
-                return REFUSE;
-            }
-            r->p++;
-            break;
+        } while ((more = next_item(r, ']')) > 0);
+        if (more < 0) {
+            return REFUSE;
         }
     }
-    skip_space(r);
-    if (r->p >= r->end || *r->p != '}') {
+    /* the object closes after "Records": a comma would bring another key */
+    if (next_item(r, '}') != 0) {
         return REFUSE;
     }
-    r->p++;
     skip_space(r);
     return r->p == r->end ? OK : REFUSE;
 }
