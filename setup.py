@@ -29,6 +29,7 @@ setup(
                     "_step",
                     "_decode",
                     "_readahead",
+                    "_clock",
                 )
             ],
             depends=["insights/_native.h", "insights/_decode.h"],

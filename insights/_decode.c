@@ -576,10 +576,12 @@ index_record(Reader *r, SpanBuffer *buf)
     if (rec == NULL) {
         return REFUSE; /* out of memory: msgspec decides (and says so) */
     }
+    rec->text = r->p;
     if (r->p >= r->end || *r->p != '{' ||
         index_struct(r, &record_schema, rec->top, rec->nested) != OK) {
         return REFUSE;
     }
+    rec->len = r->p - rec->text;
     return OK;
 }
 
@@ -708,25 +710,128 @@ build_struct(const Schema *schema, const Span *spans, const Span *nested, PyObje
     return OK;
 }
 
+/* ------------------------------------------------------------------ clock-only records */
+/* Record fields the clock-only test reads (their index in the record schema), -1 if absent. */
+enum { C_TIME, C_SOURCE, C_NAME, C_REGION, C_ACCOUNT, C_READ_ONLY, C_ERROR, C_TYPE, C_CATEGORY,
+       C_COUNT };
+static int clock_field[C_COUNT];
+static int clock_ready; /* every one of them is in the schema, of the expected kind */
+
+static void
+find_clock_fields(PyObject *fields)
+{
+    static const char *attrs[C_COUNT] = {
+        "event_time", "event_source", "event_name", "aws_region",    "recipient_account_id",
+        "read_only",  "error_code",   "event_type", "event_category"};
+    static const int kinds[C_COUNT] = {KIND_STR,  KIND_STR, KIND_STR, KIND_STR, KIND_STR,
+                                       KIND_BOOL, KIND_STR, KIND_STR, KIND_STR};
+    clock_ready = 1;
+    for (int c = 0; c < C_COUNT; c++) {
+        clock_field[c] = -1;
+        for (int i = 0; i < record_schema.count; i++) {
+            PyObject *attr = PyTuple_GET_ITEM(PyTuple_GET_ITEM(fields, i), 1);
+            if (PyUnicode_CompareWithASCIIString(attr, attrs[c]) == 0 &&
+                record_schema.fields[i].kind == kinds[c]) {
+                clock_field[c] = i;
+            }
+        }
+        clock_ready = clock_ready && clock_field[c] >= 0;
+    }
+}
+
+static inline int
+span_is(const Span *span, const char *text, uint32_t n)
+{
+    return span->tag == TAG_ASCII && span->n == n && memcmp(span->s, text, n) == 0;
+}
+
+/* 1 when ``rec`` is a record the engine only reads the clock of: complete (as
+ * record_is_complete in _native.c) and a read-only call without an error code; its time in
+ * ``seconds``. (Its strings need no check: the reader validated their UTF-8.) */
+static int
+is_clock_only(const RecordSpans *rec, long long *seconds)
+{
+    const Span *top = rec->top;
+    if (!clock_ready || top[clock_field[C_READ_ONLY]].tag != TAG_TRUE) {
+        return 0;
+    }
+    int error = top[clock_field[C_ERROR]].tag;
+    if (error != TAG_ABSENT && error != TAG_NULL) {
+        return 0;
+    }
+    for (int c = C_SOURCE; c <= C_ACCOUNT; c++) {
+        const Span *span = &top[clock_field[c]];
+        if (span->tag != TAG_ASCII || span->n == 0) {
+            return 0;
+        }
+    }
+    const Span *time = &top[clock_field[C_TIME]];
+    if (time->tag != TAG_ASCII ||
+        (*seconds = native_strict_seconds(time->s, (Py_ssize_t)time->n)) < 0 ||
+        span_is(&top[clock_field[C_TYPE]], "AwsCloudTrailInsight", 20) ||
+        span_is(&top[clock_field[C_CATEGORY]], "Insight", 7)) {
+        return 0;
+    }
+    return 1;
+}
+
+/* Append ``rec`` to ``clock`` if it is clock-only: 1 appended, 0 not, -1 error. */
+static int
+append_clock_only(PyObject *clock, PyObject *owner, const RecordSpans *rec)
+{
+    long long seconds;
+    if (!is_clock_only(rec, &seconds)) {
+        return 0;
+    }
+    const Span *a = &rec->top[clock_field[C_ACCOUNT]], *r = &rec->top[clock_field[C_REGION]];
+    PyObject *account = make_string(a->s, a->n, 1, a->slot);
+    PyObject *region = account == NULL ? NULL : make_string(r->s, r->n, 1, r->slot);
+    ClockEntry *entry = region == NULL ? NULL : native_clock_push(clock);
+    if (entry == NULL) {
+        Py_XDECREF(account);
+        Py_XDECREF(region);
+        return -1;
+    }
+    *entry = (ClockEntry){Py_NewRef(owner), rec->text, rec->len, seconds, account, region};
+    return 1;
+}
+
+/* One record of a message: its struct, or CLOCK_ONLY once appended to ``clock``. */
+static int
+build_record(const RecordSpans *rec, PyObject *clock, PyObject *owner, PyObject **record)
+{
+    if (clock != NULL) {
+        int appended = append_clock_only(clock, owner, rec);
+        if (appended != 0) {
+            *record = appended > 0 ? Py_NewRef(native_clock_marker) : NULL;
+            return appended > 0 ? OK : FAIL;
+        }
+    }
+    return build_struct(&record_schema, rec->top, rec->nested, record);
+}
+
 /* The structs of one indexed message: a record, or a list of them for a batch. NULL with no
- * exception when a string is not valid UTF-8 (msgspec must decode the message). */
+ * exception when a string is not valid UTF-8 (msgspec must decode the message; nothing of it
+ * stays in ``clock``). */
 PyObject *
-decode_build_message(const SpanBuffer *buf, const MessageSpans *m)
+decode_build_message(const SpanBuffer *buf, const MessageSpans *m, PyObject *clock,
+                     PyObject *owner)
 {
     PyObject *record = NULL;
     if (m->kind == MSG_RECORD) {
-        const RecordSpans *rec = &buf->items[m->first];
-        return build_struct(&record_schema, rec->top, rec->nested, &record) == OK ? record
-                                                                                  : NULL;
+        return build_record(&buf->items[m->first], clock, owner, &record) == OK ? record : NULL;
     }
+    Py_ssize_t appended = clock != NULL ? native_clock_count(clock) : 0;
     PyObject *records = PyList_New(m->count);
     if (records == NULL) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < m->count; i++) {
-        const RecordSpans *rec = &buf->items[m->first + i];
-        if (build_struct(&record_schema, rec->top, rec->nested, &record) != OK) {
+        if (build_record(&buf->items[m->first + i], clock, owner, &record) != OK) {
             Py_DECREF(records);
+            if (clock != NULL) { /* the message is read again (or fails) as a whole */
+                native_clock_truncate(clock, appended);
+            }
             return NULL;
         }
         PyList_SET_ITEM(records, i, record);
@@ -734,34 +839,49 @@ decode_build_message(const SpanBuffer *buf, const MessageSpans *m)
     return records;
 }
 
-/* Index and build one message now. */
+/* Index and build ``len`` bytes now (``owner`` holds them). */
 static PyObject *
-decode_now(PyObject *data, int batch)
+decode_bytes(const unsigned char *text, Py_ssize_t len, int batch, PyObject *clock,
+             PyObject *owner)
 {
-    if (!PyBytes_CheckExact(data)) {
-        PyErr_SetString(PyExc_TypeError, "expected bytes");
-        return NULL;
-    }
     if (record_schema.type == NULL) {
         return NULL;
     }
     RecordSpans one;
     SpanBuffer local = {&one, 0, 1, 0}; /* a single record needs no allocation */
     MessageSpans m;
-    decode_index_message((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
-                         batch, &local, &m);
-    PyObject *result = m.kind == MSG_REFUSED ? NULL : decode_build_message(&local, &m);
+    decode_index_message(text, len, batch, &local, &m);
+    PyObject *result =
+        m.kind == MSG_REFUSED ? NULL : decode_build_message(&local, &m, clock, owner);
     if (local.owned) {
         PyMem_RawFree(local.items);
     }
     return result;
 }
 
-/* The record ``data`` holds, NULL with no exception when not handled here. */
-PyObject *
-native_decode_one(PyObject *data)
+static PyObject *
+decode_now(PyObject *data, int batch, PyObject *clock)
 {
-    return decode_now(data, 0);
+    if (!PyBytes_CheckExact(data)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes");
+        return NULL;
+    }
+    return decode_bytes((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
+                        batch, clock, data);
+}
+
+/* The record ``data`` holds (or CLOCK_ONLY, see decode_build_message), NULL with no
+ * exception when not handled here. */
+PyObject *
+native_decode_one(PyObject *data, PyObject *clock)
+{
+    return decode_now(data, 0, clock);
+}
+
+PyObject *
+native_decode_text(const unsigned char *text, Py_ssize_t len)
+{
+    return decode_bytes(text, len, 0, NULL, NULL);
 }
 
 PyObject *
@@ -777,14 +897,14 @@ PyObject *
 native_decode_record(PyObject *module, PyObject *data)
 {
     (void)module;
-    return decode_none_unless_error(decode_now(data, 0));
+    return decode_none_unless_error(decode_now(data, 0, NULL));
 }
 
 PyObject *
 native_decode_batch(PyObject *module, PyObject *data)
 {
     (void)module;
-    return decode_none_unless_error(decode_now(data, 1));
+    return decode_none_unless_error(decode_now(data, 1, NULL));
 }
 
 /* Fill ``schema`` from a type and its ((json_key, attribute, kind, cached), ...) tuple. */
@@ -871,6 +991,7 @@ native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_CLEAR(nested_schema.type);
         return NULL;
     }
+    find_clock_fields(args[1]);
     Py_RETURN_NONE;
 }
 

@@ -20,6 +20,8 @@ typedef struct {
 typedef struct {
     Span top[MAX_FIELDS];
     Span nested[MAX_NESTED];
+    const unsigned char *text; /* the record's JSON object */
+    Py_ssize_t len;
 } RecordSpans;
 
 /* A growable array of RecordSpans (PyMem_Raw*: usable without the GIL); ``owned`` once it
@@ -42,8 +44,10 @@ typedef struct {
 void decode_index_message(const unsigned char *data, Py_ssize_t size, int batch, SpanBuffer *buf,
                           MessageSpans *out);
 /* The structs of one indexed message (GIL): a record, or a list of them for a batch; NULL with
- * no exception when msgspec must decode it. */
-PyObject *decode_build_message(const SpanBuffer *buf, const MessageSpans *m);
+ * no exception when msgspec must decode it. With a ClockOnly ``clock``, a clock-only record is
+ * appended to it instead (``owner``: the message's bytes) and CLOCK_ONLY stands in its place. */
+PyObject *decode_build_message(const SpanBuffer *buf, const MessageSpans *m, PyObject *clock,
+                               PyObject *owner);
 /* None for "not handled" (NULL with no exception), else ``result``. */
 PyObject *decode_none_unless_error(PyObject *result);
 /* Has decode_schema named the structs? */

@@ -8,9 +8,10 @@
  * it saves is the Python interpreter's cost per event (~2 us of the ~5.5 us a busy stream's
  * event cost in replay).
  *
- *   decode_fast(decode, messages, start, max_bytes, out) -> (index, event or None)
+ *   decode_fast(decode, messages, start, max_bytes, out[, prepared[, clock]])
+ *       -> (index, event or None)
  *   accept_complete(records, start, out) -> index
- *   scan(events, streams, jump, lateness, accept, schedule, slow, dedupe, routes)
+ *   scan(events, streams, jump, lateness, accept, schedule, slow, dedupe, routes[, clock])
  *       -> (skipped, late, analysed, duplicates)
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
@@ -19,6 +20,7 @@
  *   decode_schema(...), decode_batch(data), decode_record(data): JSON into the events'
  *       structs for the common shapes, else None (msgspec decodes) (_decode.c)
  *   prepare(messages, max_bytes): the same read ahead on a reader thread (_readahead.c)
+ *   ClockOnly(), CLOCK_ONLY: records decode_fast leaves unbuilt for scan (_clock.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #include "_native.h"
@@ -134,15 +136,13 @@ days_since_epoch(long long year, int month, int day)
 
 /* Epoch seconds of "YYYY-MM-DDTHH:MM:SSZ" when every field is valid and the time is in range;
  * -1 for anything else (the Python parser then decides, so this only has to be strict). */
-static long long
-strict_seconds_of(PyObject *text)
+long long
+native_strict_seconds(const unsigned char *p, Py_ssize_t len)
 {
     static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text) ||
-        PyUnicode_GET_LENGTH(text) != 20) {
+    if (len != 20) {
         return -1;
     }
-    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(text);
     if (p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':' ||
         p[19] != 'Z') {
         return -1;
@@ -167,6 +167,15 @@ strict_seconds_of(PyObject *text)
         return -1;
     }
     return epoch_minute * 60 + second;
+}
+
+static long long
+strict_seconds_of(PyObject *text)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) {
+        return -1;
+    }
+    return native_strict_seconds(PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text));
 }
 
 /* 1 if attribute ``name`` of ``obj`` is truthy, 0 if not, -1 on error. */
@@ -264,7 +273,7 @@ accept_complete(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     for (; index < PyList_GET_SIZE(records); index++) {
         PyObject *record = PyList_GET_ITEM(records, index);
-        int complete = record_is_complete(record);
+        int complete = record == native_clock_marker ? 1 : record_is_complete(record);
         if (complete < 0 || (complete && PyList_Append(out, record) < 0)) {
             return NULL;
         }
@@ -290,15 +299,16 @@ stop_at(Py_ssize_t index, PyObject *event)
 static PyObject *
 decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if ((nargs != 5 && nargs != 6) || !PyList_CheckExact(args[1]) ||
-        !PyList_CheckExact(args[4])) {
-        return native_usage_error(
-            "decode_fast(decode, messages: list, start, max_bytes, out: list[, prepared])");
+    if (nargs < 5 || nargs > 7 || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[4])) {
+        return native_usage_error("decode_fast(decode, messages: list, start, max_bytes, "
+                                  "out: list[, prepared[, clock]])");
     }
     PyObject *decode = args[0], *messages = args[1], *out = args[4];
-    PyObject *prepared = nargs == 6 && args[5] != Py_None ? args[5] : NULL;
-    if (prepared != NULL && !native_is_prepared(prepared)) {
-        return native_usage_error("prepared: a Prepared or None");
+    PyObject *prepared = nargs >= 6 && args[5] != Py_None ? args[5] : NULL;
+    PyObject *clock = nargs == 7 && args[6] != Py_None ? args[6] : NULL;
+    if ((prepared != NULL && !native_is_prepared(prepared)) ||
+        (clock != NULL && !native_is_clock(clock))) {
+        return native_usage_error("prepared: a Prepared or None, clock: a ClockOnly or None");
     }
     Py_ssize_t index = start_index(args[2]);
     Py_ssize_t max_bytes = index < 0 ? -1 : PyLong_AsSsize_t(args[3]);
@@ -313,9 +323,9 @@ decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return stop_at(index, NULL); /* a log file or batch goes straight to its decoder */
         }
         Py_INCREF(message);
-        PyObject *event = prepared != NULL
-                              ? native_prepared_take(prepared, index, message, NATIVE_RECORD)
-                              : native_decode_one(message);
+        PyObject *event =
+            prepared != NULL ? native_prepared_take(prepared, index, message, NATIVE_RECORD, clock)
+                             : native_decode_one(message, clock);
         if (event == NULL && !PyErr_Occurred()) { /* not handled in C: msgspec decides */
             event = PyObject_CallOneArg(decode, message);
         }
@@ -327,7 +337,7 @@ decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Clear(); /* the general path decodes it again and says why it failed */
             return stop_at(index, NULL);
         }
-        int complete = record_is_complete(event);
+        int complete = event == native_clock_marker ? 1 : record_is_complete(event);
         if (complete < 0) {
             Py_DECREF(event);
             return NULL;
@@ -388,12 +398,36 @@ typedef struct {
      * its cache of event shapes -> rows */
     PyObject *dedupe, *dedupe_ids, *dedupe_minutes, *routes;
     long long max_ids, analysed, duplicates;
+    /* the last stream found and its key's strings (strong: compared by identity, which the
+     * reader's string cache makes the usual case); the clock-only records of the events */
+    PyObject *last_account, *last_region, *last_stream, *clock;
 } ScanState;
 
 static PyObject *null_text, *newest_name; /* "null", "_newest" */
 
 /* The stream of an event's (account, Region), as a new reference; NULL with no error set when
  * the stream does not exist yet. */
+static PyObject *
+stream_for(ScanState *st, PyObject *account, PyObject *region)
+{
+    if (account == st->last_account && region == st->last_region) {
+        return Py_NewRef(st->last_stream);
+    }
+    PyObject *key = PyTuple_Pack(2, account, region);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *stream = PyDict_GetItemWithError(st->streams, key);
+    Py_DECREF(key);
+    if (stream == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(st->last_account, Py_NewRef(account));
+    Py_XSETREF(st->last_region, Py_NewRef(region));
+    Py_XSETREF(st->last_stream, Py_NewRef(stream));
+    return Py_NewRef(stream);
+}
+
 static PyObject *
 stream_of(ScanState *st, PyObject *event)
 {
@@ -406,20 +440,15 @@ stream_of(ScanState *st, PyObject *event)
         Py_DECREF(account);
         return NULL;
     }
-    PyObject *key = PyTuple_Pack(2, account, region);
+    PyObject *stream = stream_for(st, account, region);
     Py_DECREF(account);
     Py_DECREF(region);
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *stream = PyDict_GetItemWithError(st->streams, key);
-    Py_DECREF(key);
-    Py_XINCREF(stream);
     return stream;
 }
 
 static int advance_clock(ScanState *st, PyObject *stream, long long seconds,
                          long long closed_until);
+static int move_clock(ScanState *st, PyObject *stream, long long seconds, long long max_seen);
 
 /* A read-only call without an error code only moves its stream's clock. 1 when handled here,
  * 0 when the event is not of that kind, 2 when the Python loop must see it, -1 on error. */
@@ -453,6 +482,14 @@ skip_read_only(ScanState *st, PyObject *stream, PyObject *event, long long secon
     if (sourced <= 0) {
         return sourced < 0 ? -1 : 2; /* rejected by the Python loop, which counts why */
     }
+    return move_clock(st, stream, seconds, max_seen);
+}
+
+/* The clock step of a read-only call without an error code: late, or skipped and the clock
+ * moved; 1, or -1 on error. */
+static int
+move_clock(ScanState *st, PyObject *stream, long long seconds, long long max_seen)
+{
     long long closed_until;
     if (attr_int(stream, F_CLOSED_UNTIL, &closed_until) < 0) {
         return -1;
@@ -771,20 +808,60 @@ scan_one(ScanState *st, PyObject *event)
     return status;
 }
 
+/* A CLOCK_ONLY placeholder: its entry moves the clock as skip_read_only would move it for the
+ * record, or, when the record needs the Python loop (a new stream, a clock jump), the record is
+ * built and scanned as any other. 0 or -1 on error. */
+static int
+scan_clock_only(ScanState *st)
+{
+    ClockEntry *entry = st->clock == NULL ? NULL : native_clock_take(st->clock);
+    if (entry == NULL) {
+        PyErr_SetString(PyExc_ValueError, "a CLOCK_ONLY placeholder without its record: pass "
+                                          "the decode's clock_only to the engine");
+        return -1;
+    }
+    int status = -1;
+    PyObject *stream = stream_for(st, entry->account, entry->region);
+    if (stream != NULL) {
+        long long max_seen;
+        status = attr_int(stream, F_MAX_SEEN, &max_seen);
+        if (status == 0 && entry->seconds <= max_seen + st->jump) {
+            status = move_clock(st, stream, entry->seconds, max_seen) < 0 ? -1 : 0;
+            Py_DECREF(stream);
+            native_clock_clear(entry);
+            return status;
+        }
+        Py_DECREF(stream);
+    }
+    if (!PyErr_Occurred()) {
+        PyObject *event = native_decode_text(entry->text, entry->len);
+        if (event == NULL && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "a clock-only record could not be read again");
+        }
+        status = event == NULL ? -1 : scan_one(st, event);
+        Py_XDECREF(event);
+    }
+    native_clock_clear(entry);
+    return status;
+}
+
 /* The engine's per-event loop (InsightEngine._process_slice) for events whose time is in the
  * strict form and whose stream exists: read-only calls move the clock here, others go to
- * ``accept(stream, seconds, event)``, anything else to ``slow(event)``. */
+ * ``accept(stream, seconds, event)``, anything else to ``slow(event)``. CLOCK_ONLY
+ * placeholders take their records from ``clock`` in order. */
 static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 9 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
-        !PyDict_CheckExact(args[8])) {
+    if ((nargs != 9 && nargs != 10) || !PyList_CheckExact(args[0]) ||
+        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[8]) ||
+        (nargs == 10 && args[9] != Py_None && !native_is_clock(args[9]))) {
         return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, "
-                                  "schedule, slow, dedupe, routes: dict)");
+                                  "schedule, slow, dedupe, routes: dict[, clock: ClockOnly])");
     }
-    ScanState st = {args[1], args[4], args[5], args[6], 0, 0, 0, 0};
+    ScanState st = {.streams = args[1], .accept = args[4], .schedule = args[5], .slow = args[6]};
     st.dedupe = args[7];
     st.routes = args[8];
+    st.clock = nargs == 10 && args[9] != Py_None ? args[9] : NULL;
     st.jump = PyLong_AsLongLong(args[2]);
     st.lateness = PyLong_AsLongLong(args[3]);
     if (PyErr_Occurred()) {
@@ -806,21 +883,24 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(held[1]);
         return PyErr_Occurred() ? NULL : native_usage_error("a DedupeWindow (set, dict)");
     }
-    PyObject *events = args[0];
+    PyObject *events = args[0], *result = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
         PyObject *event = PyList_GET_ITEM(events, i);
         Py_INCREF(event);
-        int status = scan_one(&st, event);
+        int status = event == native_clock_marker ? scan_clock_only(&st) : scan_one(&st, event);
         Py_DECREF(event);
         if (status < 0) {
-            Py_DECREF(held[0]);
-            Py_DECREF(held[1]);
-            return NULL;
+            goto done;
         }
     }
+    result = Py_BuildValue("(LLLL)", st.skipped, st.late, st.analysed, st.duplicates);
+done:
     Py_DECREF(held[0]);
     Py_DECREF(held[1]);
-    return Py_BuildValue("(LLLL)", st.skipped, st.late, st.analysed, st.duplicates);
+    Py_XDECREF(st.last_account);
+    Py_XDECREF(st.last_region);
+    Py_XDECREF(st.last_stream);
+    return result;
 }
 
 static PyObject *
@@ -901,7 +981,7 @@ PyInit__native(void)
     PyObject *module = PyModule_Create(&native_module);
     /* the calling convention of these functions: insights/native.py loads only its own */
     if (module != NULL && (PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0 ||
-                           native_readahead_init(module) < 0)) {
+                           native_readahead_init(module) < 0 || native_clock_init(module) < 0)) {
         Py_CLEAR(module);
     }
     return module;

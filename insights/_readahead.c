@@ -2,7 +2,7 @@
  * insights._native, part 7: reading ahead.
  *
  *   prepare(messages: list, max_bytes) -> Prepared
- *   Prepared.batch(index, message) -> list | None   (decode_fast takes single records)
+ *   Prepared.batch(index, message[, clock]) -> list | None   (decode_fast takes single records)
  *
  * prepare(messages, max_bytes) queues a list of messages for the reader thread of this module
  * (a C thread: it never takes the GIL), which indexes them while the caller goes on, e.g.
@@ -259,28 +259,25 @@ prepared_dealloc(Prepared *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* The structs of message ``index`` if ``message`` is the one prepared there and was read as
- * ``kind``; NULL with no exception when not. */
-PyObject *
-native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, int kind);
-
 static PyObject *
 prepared_batch(Prepared *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        return native_usage_error("Prepared.batch(index, message)");
+    PyObject *clock = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
+    if ((nargs != 2 && nargs != 3) || (clock != NULL && !native_is_clock(clock))) {
+        return native_usage_error("Prepared.batch(index, message[, clock: ClockOnly | None])");
     }
     Py_ssize_t index = PyLong_AsSsize_t(args[0]);
     if (index == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *records = native_prepared_take((PyObject *)self, index, args[1], MSG_BATCH);
+    PyObject *records = native_prepared_take((PyObject *)self, index, args[1], MSG_BATCH, clock);
     return decode_none_unless_error(records);
 }
 
 static PyMethodDef prepared_methods[] = {
     {"batch", (PyCFunction)(void (*)(void))prepared_batch, METH_FASTCALL,
-     "The records of message ``index`` (a batch) if read ahead, else None."},
+     "The records of message ``index`` (a batch) if read ahead, else None; with a ClockOnly, "
+     "clock-only records go to it (CLOCK_ONLY in their place)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -300,8 +297,11 @@ native_is_prepared(PyObject *obj)
     return Py_IS_TYPE(obj, &PreparedType);
 }
 
+/* The structs of message ``index`` if ``message`` is the one prepared there and was read as
+ * ``kind``; NULL with no exception when not. ``clock``: see decode_build_message. */
 PyObject *
-native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, int kind)
+native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, int kind,
+                     PyObject *clock)
 {
     if (!Py_IS_TYPE(prepared, &PreparedType)) {
         PyErr_SetString(PyExc_TypeError, "expected a Prepared");
@@ -317,7 +317,7 @@ native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, in
     if (m->kind != kind) {
         return NULL;
     }
-    return decode_build_message(&self->buf, m);
+    return decode_build_message(&self->buf, m, clock, message);
 }
 
 /* prepare(messages: list, max_bytes) -> Prepared or None (no schema named yet). */

@@ -186,6 +186,8 @@ class DecodeResult:
     events: list[CloudTrailEvent]
     rejections: list[Rejection]
     ignored: int = 0
+    clock_only: object | None = None
+    """With ``decode_many(..., clock_only=True)``: the records left unbuilt (see there)."""
 
 
 def event_seconds(event: CloudTrailEvent) -> int:
@@ -445,6 +447,7 @@ def decode_many(
     max_bytes: int = MAX_MESSAGE_BYTES,
     failed: list[tuple[int, DecodeResult]] | None = None,
     prepared: object | None = None,
+    clock_only: bool = False,
 ) -> DecodeResult:
     """Decode many messages (JSON lines, a poll of Kafka values) into one result, in order.
 
@@ -454,6 +457,12 @@ def decode_many(
     When ``failed`` is given, each message with rejections is appended to it as (index in
     ``messages``, its own result), so a caller can dead-letter the message itself.
     ``prepared`` is :func:`prepare_decode` of the same list with the same ``max_bytes``.
+
+    With ``clock_only`` (and the C accelerator) a complete read-only call without an error
+    code, which the engine only reads the time of, is not built: ``events`` holds a placeholder
+    in its place and the result's :attr:`DecodeResult.clock_only` what the engine needs of it.
+    Such events are only for :meth:`InsightEngine.process_many` with that ``clock_only``, in
+    order; the engine's results are the same as from the built records.
 
     Examples:
         >>> failed = []
@@ -470,11 +479,14 @@ def decode_many(
         return out
     if not isinstance(messages, list):
         messages = list(messages)
+    clock = out.clock_only = fast.ClockOnly() if clock_only else None
     decode = _event_decoder.decode
     index, total = 0, len(messages)
     while index < total:
         # complete single records are decoded in C; it stops at the first other message
-        index, event = fast.decode_fast(decode, messages, index, max_bytes, out.events, prepared)
+        index, event = fast.decode_fast(
+            decode, messages, index, max_bytes, out.events, prepared, clock
+        )
         if index >= total:
             break
         data = messages[index]
@@ -487,7 +499,7 @@ def decode_many(
         # a batch, too large, not a record, or not bytes
         records = None
         if prepared is not None and len(data) <= max_bytes:
-            records = prepared.batch(index, data)  # type: ignore[attr-defined]
+            records = prepared.batch(index, data, clock)  # type: ignore[attr-defined]
         if records is not None:  # what decode_message does with a batch read in C
             one = DecodeResult(events=[], rejections=[])
             _accept_records(records, one)

@@ -13,7 +13,9 @@ present (``setup.py``). They cover the hot paths, each for the common case only:
 * ``_step.c``: a whole closing step when no insight of it is open;
 * ``_decode.c``: single records and ``{"Records": [...]}`` batches read into the event structs
   (anything unusual is left to msgspec), and the reader thread behind
-  :func:`insights.events.prepare_decode`.
+  :func:`insights.events.prepare_decode`;
+* ``_clock.c``: clock-only records, which ``decode_many(..., clock_only=True)`` leaves unbuilt
+  for :meth:`insights.engine.InsightEngine.process_many` (read-only calls without an error).
 
 The pure-Python code stays the reference: results are the same bits either way (numpy's
 arithmetic in numpy's order, numpy's and scipy's own ufuncs for every transcendental function;
@@ -28,7 +30,7 @@ import logging
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 4
+ABI = 5
 
 try:
     from insights import _native

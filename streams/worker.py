@@ -363,11 +363,15 @@ class Worker:
                 for later in range(number + 1, min(number + 1 + _READ_AHEAD, len(ranges))):
                     if later not in ahead:
                         ahead[later] = prepare_decode(values[slice(*ranges[later])])
-            events = decode_many(chunk, failed=failed, prepared=prepared).events
+            # read-only calls without an error code are not built: the engine reads their
+            # time, account and Region from ``decoded.clock_only``
+            decoded = decode_many(chunk, failed=failed, prepared=prepared, clock_only=True)
             for index, result in failed:
                 message, value = messages[start + index], chunk[index]
                 self._dead_letter(message, value, result.rejections, whole=not result.events)
-            records.extend(part.engine.process_many(events, drain=False))
+            records.extend(
+                part.engine.process_many(decoded.events, drain=False, clock_only=decoded.clock_only)
+            )
         part.offset = messages[-1].offset + 1
         records.extend(part.engine.drain())
         part.dirty = True

@@ -473,6 +473,112 @@ def test_engine_output_and_counters_are_the_same_with_and_without_the_accelerato
     assert records  # the burst and the error spike
 
 
+def _clock_only_messages(batch: int) -> list[bytes]:
+    """The hostile stream as messages, plus read-only calls the engine must build after all (the
+    first of a new stream, one beyond a clock jump), one with non-ASCII strings, and Insights."""
+    events = _hostile_stream()
+    newest = max(
+        event_seconds(e)
+        for e in events[:1500]
+        if e.event_time is not None and e.event_time[:1] == "2"
+    )
+    extra = [
+        make_event(T0 + 2 * 86_400, "ListBuckets", read_only=True, account="888888888888"),
+        make_event(newest + 400 * 60, "ListBuckets", read_only=True, event_id="jump"),
+        msgspec.structs.replace(
+            make_event(T0 + 86_400 + 900, "ListBuckets", read_only=True), user_agent="agent-é"
+        ),
+        # Insight records are ignored, read-only or not
+        msgspec.structs.replace(
+            make_event(T0 + 86_400 + 960, "ListBuckets", read_only=True), event_category="Insight"
+        ),
+        msgspec.structs.replace(
+            make_event(T0 + 86_400 + 970, "ListBuckets", read_only=True),
+            event_type="AwsCloudTrailInsight",
+        ),
+    ]
+    for position, event in zip((300, 1500, 2000, 2100, 2200), extra, strict=True):
+        events.insert(position, event)
+    lines = [msgspec.json.encode(e) for e in events]
+    if batch == 1:
+        return lines
+    return [
+        b'{"Records":[' + b",".join(lines[i : i + batch]) + b"]}"
+        for i in range(0, len(lines), batch)
+    ]
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_clock_only_records_give_the_engine_exactly_what_built_ones_give(batch: int) -> None:
+    """Read-only calls left unbuilt by decode_many(clock_only=True): records, counters and the
+    saved state are those of the built records, read ahead or not, and of pure Python."""
+    messages = _clock_only_messages(batch)
+    placeholders = {False: 0, True: 0}  # by read-ahead
+
+    def run(clock_only: bool, read_ahead: bool) -> tuple[list[bytes], dict[str, object], bytes]:
+        engine = InsightEngine(EngineConfig(warmup_minutes=60, allowed_lateness_seconds=120))
+        out = []
+        for start in range(0, len(messages), 40):
+            chunk = messages[start : start + 40]
+            prepared = prepare_decode(chunk) if read_ahead else None
+            decoded = decode_many(chunk, prepared=prepared, clock_only=clock_only)
+            if clock_only and native.module is not None:
+                placeholders[read_ahead] += sum(
+                    e is native.module.CLOCK_ONLY for e in decoded.events
+                )
+            out += engine.process_many(decoded.events, drain=False, clock_only=decoded.clock_only)
+            if clock_only and native.module is not None:
+                assert isinstance(decoded.clock_only, native.module.ClockOnly)
+                assert len(decoded.clock_only) == 0  # all taken
+        state = engine.save_state()
+        return (
+            [r.to_json() for r in out + engine.drain() + engine.flush()],
+            engine.stats.as_dict(),
+            state,
+        )
+
+    built, pure = both(partial(run, False, False))
+    assert built == pure
+    assert built[0]
+    for read_ahead in (False, True):
+        clock_only, pure_too = both(partial(run, True, read_ahead))
+        assert clock_only == built
+        assert pure_too == built
+    # a tenth of the stream is clock-only; in batches only when read ahead
+    assert placeholders[True] > 400
+    assert placeholders[False] == (placeholders[True] if batch == 1 else 0)
+
+
+def test_clock_only_placeholders_need_their_records() -> None:
+    assert BUILT is not None
+    line = json.dumps({**RECORD, "readOnly": True}).encode()
+    decoded = decode_many([line, line], clock_only=True)
+    assert decoded.events == [BUILT.CLOCK_ONLY, BUILT.CLOCK_ONLY]
+    assert decode_many([line], clock_only=False).events[0].read_only is True
+    engine = InsightEngine(EngineConfig())
+    with pytest.raises(ValueError, match="without its record"):
+        engine.process_many(decoded.events)
+    engine.process_many(decoded.events[:1], clock_only=decoded.clock_only)
+    assert isinstance(decoded.clock_only, BUILT.ClockOnly)
+    assert len(decoded.clock_only) == 1
+    native.module = None  # type: ignore[assignment]
+    try:
+        with pytest.raises(ValueError, match="C accelerator"):
+            engine.process_many(decoded.events[1:], clock_only=decoded.clock_only)
+    finally:
+        native.module = BUILT
+    # without the accelerator nothing is left unbuilt
+    native.module = None  # type: ignore[assignment]
+    try:
+        plain = decode_many([line], clock_only=True)
+    finally:
+        native.module = BUILT
+    assert plain.clock_only is None
+    assert plain.events[0].read_only is True
+    with pytest.raises(TypeError):
+        BUILT.decode_fast(lambda b: None, [line], 0, 10_000, [], None, object())  # type: ignore[arg-type]
+
+
 def test_real_logs_give_the_same_output_with_and_without_the_accelerator(
     cloudtrail_datasets: Path,
 ) -> None:
