@@ -87,7 +87,7 @@ class WorkerSettings(BaseSettings):
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     auto_offset_reset: str = "earliest"
     read_ahead: bool = True
-    """Read the next chunk of a poll's JSON on the C accelerator's reader thread while the
+    """Read the next two chunks of a poll's JSON on the C accelerator's reader thread while the
     engine runs the current one (no effect without the accelerator; same results either way)."""
 
     # state
