@@ -4,8 +4,9 @@
         [--accounts 2] [--regions 2] [--chunk-bytes 393216]
 
 Bare = msgspec's typed decode alone; parse-only = ``decode_many`` (decode + validation) of the
-same records; replay = parse + engine, with the C accelerator (``insights.native``) when it is
-built and again with the pure-Python loops.
+same records, every one built; replay = parse + engine, with the C accelerator
+(``insights.native``) when it is built (clock-only records are not built, so replay can pass
+parse-only) and again with the pure-Python loops.
 Figures are medians of ``--runs`` runs, all measured in the same process.
 """
 
@@ -48,12 +49,13 @@ def bare_decode(lines: list[bytes]) -> float:
 
 
 def replay(lines: list[bytes], budget: int) -> tuple[float, InsightEngine]:
-    """What ``ctinsights replay`` does with JSON lines: decode a small chunk, hand it to the
-    engine at once, score closed minutes in large steps."""
+    """What ``ctinsights replay`` does with JSON lines: decode a small chunk (clock-only records
+    left unbuilt), hand it to the engine at once, score closed minutes in large steps."""
     engine = InsightEngine(EngineConfig())
     started = time.perf_counter()
     for start, end in chunk_ranges(lines, budget):
-        engine.process_many(decode_many(lines[start:end]).events, drain=False)
+        decoded = decode_many(lines[start:end], clock_only=True)
+        engine.process_many(decoded.events, drain=False, clock_only=decoded.clock_only)
     engine.drain()
     engine.flush()
     return len(lines) / (time.perf_counter() - started), engine

@@ -585,10 +585,14 @@ def parse_event(data: bytes) -> CloudTrailEvent:
 
 
 def iter_json_lines(
-    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, budget: int = DECODE_CHUNK_BYTES
+    data: bytes,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    budget: int = DECODE_CHUNK_BYTES,
+    clock_only: bool = False,
 ) -> Iterator[DecodeResult]:
     """Decode JSON lines (one message per non-blank line), one result per ``budget`` bytes
-    of lines (see :func:`chunk_ranges`).
+    of lines (see :func:`chunk_ranges`); ``clock_only`` as :func:`decode_many`'s.
 
     Examples:
         >>> [len(r.rejections) for r in iter_json_lines(b"x\\n\\n{}\\ny\\n", budget=3)]
@@ -596,7 +600,7 @@ def iter_json_lines(
     """
     lines = [line for line in data.split(b"\n") if line.strip()]
     for start, end in chunk_ranges(lines, budget):
-        yield decode_many(lines[start:end], max_bytes=max_bytes)
+        yield decode_many(lines[start:end], max_bytes=max_bytes, clock_only=clock_only)
 
 
 def chunk_ranges(

@@ -99,7 +99,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     drained_at = time.monotonic()
     try:
-        for batch in read_inputs(args.paths):
+        for batch in read_inputs(args.paths, clock_only=True):
             for rejection in batch.result.rejections:
                 rejects[rejection.reason.value] += 1
                 logger.debug(
@@ -109,7 +109,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             # minutes are scored in large vectorized steps every DRAIN_EVERY events, so the
             # output of files is byte-identical from run to run. Stdin (maybe a slow pipe)
             # also drains every second, so its insights are never held back for long.
-            emit(engine.process_many(batch.result.events, drain=False))
+            result = batch.result
+            emit(engine.process_many(result.events, drain=False, clock_only=result.clock_only))
             now = time.monotonic()
             if now - drained_at > 1.0:
                 drained_at = now

@@ -67,7 +67,7 @@ def load_file(path: Path) -> bytes:
     return data
 
 
-def _decode_file(data: bytes) -> Iterator[DecodeResult]:
+def _decode_file(data: bytes, clock_only: bool) -> Iterator[DecodeResult]:
     head = data.lstrip()[:12]
     if head.startswith(b"[") or head.replace(b" ", b"").startswith(b'{"Records"'):
         yield decode_message(data, max_bytes=MAX_FILE_BYTES)
@@ -76,7 +76,7 @@ def _decode_file(data: bytes) -> Iterator[DecodeResult]:
     if stripped.startswith(b"{") and b"\n" not in stripped:
         yield decode_message(stripped, max_bytes=MAX_FILE_BYTES)
         return
-    yield from iter_json_lines(data)
+    yield from iter_json_lines(data, clock_only=clock_only)
 
 
 @dataclass(slots=True)
@@ -111,8 +111,11 @@ def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
                 yield InputBlob(str(path), b"", error=f"{path}: {exc}")
 
 
-def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
+def read_inputs(paths: list[str], *, clock_only: bool = False) -> Iterator[FileBatch]:
     """Decode every input named on the command line (``-`` is stdin, JSON lines).
+
+    With ``clock_only``, JSON-lines files leave their clock-only records unbuilt (see
+    :func:`insights.decode_many`): pass each batch's ``result.clock_only`` to the engine.
 
     Raises :class:`SourceError` for a path that does not exist (an operator error); a file that
     cannot be read or decompressed yields a rejection instead.
@@ -124,7 +127,7 @@ def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
         elif blob.from_stdin:
             yield FileBatch(blob.source, decode_message(blob.data))
         else:
-            for result in _decode_file(blob.data):
+            for result in _decode_file(blob.data, clock_only):
                 yield FileBatch(blob.source, result)
 
 

@@ -594,6 +594,27 @@ def test_real_logs_give_the_same_output_with_and_without_the_accelerator(
     assert fast == pure
 
 
+def test_replay_input_with_clock_only_records_gives_the_same_output(tmp_path: Path) -> None:
+    """``read_inputs(..., clock_only=True)``, as ``ctinsights replay`` reads JSON lines."""
+    scenario = Scenario(days=2, reads_per_minute=2, anomaly_day=1, seed=5)
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join(render(generate(scenario))))
+
+    def run(clock_only: bool) -> tuple[list[bytes], dict[str, object]]:
+        engine = InsightEngine(EngineConfig(warmup_minutes=60))
+        out = []
+        unbuilt = 0
+        for batch in read_inputs([str(tmp_path)], clock_only=clock_only):
+            events, clock = batch.result.events, batch.result.clock_only
+            unbuilt += sum(e is BUILT.CLOCK_ONLY for e in events)
+            out += engine.process_many(events, drain=False, clock_only=clock)
+        assert (unbuilt > 0) == clock_only
+        return [r.to_json() for r in out + engine.drain() + engine.flush()], engine.stats.as_dict()
+
+    built = run(False)
+    assert built[0]
+    assert run(True) == built
+
+
 class _CountingSteps(types.SimpleNamespace):
     """The built module, with its closing step's outcomes counted."""
 
