@@ -136,7 +136,7 @@ typedef struct {
 static int
 attr_double(PyObject *obj, const char *name, double *out)
 {
-    PyObject *value = PyObject_GetAttrString(obj, name);
+    PyObject *value = native_getattr(obj, name);
     if (value == NULL) {
         return -1;
     }
@@ -148,7 +148,7 @@ attr_double(PyObject *obj, const char *name, double *out)
 static int
 attr_long(PyObject *obj, const char *name, long long *out)
 {
-    PyObject *value = PyObject_GetAttrString(obj, name);
+    PyObject *value = native_getattr(obj, name);
     if (value == NULL) {
         return -1;
     }
@@ -180,7 +180,7 @@ open_table(PyObject *obj, Table *t)
     }
     Py_ssize_t capacity = -1;
     for (int a = 0; a < T_COUNT; a++) {
-        PyObject *array = PyObject_GetAttrString(obj, spec[a].name);
+        PyObject *array = native_getattr(obj, spec[a].name);
         if (array == NULL) {
             return -1;
         }
@@ -253,7 +253,7 @@ typedef struct {
 static int
 exposure_slots(PyObject *exposure, Py_buffer *view, int writable)
 {
-    PyObject *slots = PyObject_GetAttrString(exposure, "slots");
+    PyObject *slots = native_getattr(exposure, "slots");
     if (slots == NULL) {
         return -1;
     }
@@ -310,7 +310,7 @@ account_minute(PyObject *exposure, long long minute, double first)
     if (value == NULL) {
         return -1;
     }
-    int set = PyObject_SetAttrString(exposure, "total", value);
+    int set = native_setattr(exposure, "total", value);
     Py_DECREF(value);
     return set;
 }

@@ -235,6 +235,53 @@ record_is_complete(PyObject *event)
     return 1;
 }
 
+/* The interned str of a string constant (a literal or a static table's: its address is
+ * the key), kept for the life of the process; borrowed. NULL with no exception when the
+ * table is full, NULL with one on error. */
+static PyObject *
+interned_name(const char *text)
+{
+    static struct {
+        const char *text;
+        PyObject *name;
+    } names[64];
+    static int used;
+    for (int i = 0; i < used; i++) {
+        if (names[i].text == text) {
+            return names[i].name;
+        }
+    }
+    if (used == (int)(sizeof(names) / sizeof(names[0]))) {
+        return NULL;
+    }
+    PyObject *name = PyUnicode_InternFromString(text);
+    if (name != NULL) {
+        names[used].text = text;
+        names[used++].name = name;
+    }
+    return name;
+}
+
+PyObject *
+native_getattr(PyObject *obj, const char *name)
+{
+    PyObject *interned = interned_name(name);
+    if (interned == NULL) {
+        return PyErr_Occurred() ? NULL : PyObject_GetAttrString(obj, name);
+    }
+    return PyObject_GetAttr(obj, interned);
+}
+
+int
+native_setattr(PyObject *obj, const char *name, PyObject *value)
+{
+    PyObject *interned = interned_name(name);
+    if (interned == NULL) {
+        return PyErr_Occurred() ? -1 : PyObject_SetAttrString(obj, name, value);
+    }
+    return PyObject_SetAttr(obj, interned, value);
+}
+
 PyObject *
 native_usage_error(const char *usage)
 {
@@ -397,7 +444,7 @@ typedef struct {
     /* accept's common case: the engine's dedupe window (its id set and ids per minute) and
      * its cache of event shapes -> rows */
     PyObject *dedupe, *dedupe_ids, *dedupe_minutes, *routes;
-    long long max_ids, analysed, duplicates;
+    long long max_ids, window, analysed, duplicates;
     /* the last stream found and its key's strings (strong: compared by identity, which the
      * reader's string cache makes the usual case); the clock-only records of the events */
     PyObject *last_account, *last_region, *last_stream, *clock;
@@ -546,8 +593,49 @@ route_of(PyObject *stream, PyObject *event)
     return route;
 }
 
-/* DedupeWindow.seen when nothing has to be evicted: 1 seen before, 0 remembered now (or not
- * kept), 2 when the Python window must decide, -1 on error. */
+/* DedupeWindow.seen's first step for an event of a new newest minute: it becomes the newest,
+ * and the ids of minutes older than the window are forgotten (_evict); -1 on error. */
+static int
+new_newest(ScanState *st, long long minute)
+{
+    PyObject *value = PyLong_FromLongLong(minute);
+    int status = value == NULL ? -1 : PyObject_SetAttr(st->dedupe, newest_name, value);
+    Py_XDECREF(value);
+    PyObject *old = status < 0 ? NULL : PyList_New(0);
+    if (old == NULL) {
+        return -1;
+    }
+    long long before = minute - st->window;
+    Py_ssize_t pos = 0;
+    PyObject *key, *ids;
+    while (status == 0 && PyDict_Next(st->dedupe_minutes, &pos, &key, &ids)) {
+        long long at = PyLong_AsLongLong(key);
+        if (at == -1 && PyErr_Occurred()) {
+            status = -1;
+        } else if (at < before) {
+            status = PyList_Append(old, key);
+        }
+    }
+    for (Py_ssize_t i = 0; status == 0 && i < PyList_GET_SIZE(old); i++) {
+        key = PyList_GET_ITEM(old, i);
+        ids = Py_XNewRef(PyDict_GetItemWithError(st->dedupe_minutes, key));
+        if (ids == NULL || !PyList_CheckExact(ids) || PyDict_DelItem(st->dedupe_minutes, key) < 0) {
+            if (ids != NULL && !PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "dedupe minutes must hold lists");
+            }
+            status = -1;
+        }
+        for (Py_ssize_t j = 0; status == 0 && j < PyList_GET_SIZE(ids); j++) {
+            status = PySet_Discard(st->dedupe_ids, PyList_GET_ITEM(ids, j)) < 0 ? -1 : 0;
+        }
+        Py_XDECREF(ids);
+    }
+    Py_DECREF(old);
+    return status;
+}
+
+/* DedupeWindow.seen unless the window is full: 1 seen before, 0 remembered now (or not kept),
+ * 2 when the Python window must decide, -1 on error. */
 static int
 dedupe_seen(ScanState *st, PyObject *event_id, long long minute)
 {
@@ -561,8 +649,11 @@ dedupe_seen(ScanState *st, PyObject *event_id, long long minute)
     if (newest == -1 && PyErr_Occurred()) {
         return -1;
     }
-    if (minute > newest || !PyUnicode_CheckExact(event_id)) {
-        return 2; /* a new newest minute evicts old ones */
+    if (!PyUnicode_CheckExact(event_id)) {
+        return 2;
+    }
+    if (minute > newest && new_newest(st, minute) < 0) {
+        return -1;
     }
     int seen = PySet_Contains(st->dedupe_ids, event_id);
     if (seen != 0 || st->max_ids <= 0) {
@@ -625,7 +716,7 @@ principal_of(PyObject *event)
         return ident == NULL ? NULL : Py_NewRef(null_text);
     }
     for (int i = 0; i < 3; i++) {
-        PyObject *value = PyObject_GetAttrString(ident, choices[i]);
+        PyObject *value = native_getattr(ident, choices[i]);
         int truth = value == NULL ? -1 : PyObject_IsTrue(value);
         if (truth != 0) {
             Py_DECREF(ident);
@@ -867,15 +958,18 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *max_ids = PyObject_GetAttrString(st.dedupe, "max_ids");
+    PyObject *max_ids = native_getattr(st.dedupe, "max_ids");
     st.max_ids = max_ids == NULL ? -1 : PyLong_AsLongLong(max_ids);
     Py_XDECREF(max_ids);
+    PyObject *window = PyErr_Occurred() ? NULL : native_getattr(st.dedupe, "window");
+    st.window = window == NULL ? -1 : PyLong_AsLongLong(window);
+    Py_XDECREF(window);
     if (PyErr_Occurred()) {
         return NULL;
     }
     /* borrowed for the call: the window keeps its set and dict (it only mutates them) */
-    st.dedupe_ids = PyObject_GetAttrString(st.dedupe, "_ids");
-    st.dedupe_minutes = PyObject_GetAttrString(st.dedupe, "_by_minute");
+    st.dedupe_ids = native_getattr(st.dedupe, "_ids");
+    st.dedupe_minutes = native_getattr(st.dedupe, "_by_minute");
     PyObject *held[2] = {st.dedupe_ids, st.dedupe_minutes};
     if (st.dedupe_ids == NULL || st.dedupe_minutes == NULL || !PySet_CheckExact(st.dedupe_ids) ||
         !PyDict_CheckExact(st.dedupe_minutes)) {

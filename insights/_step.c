@@ -70,8 +70,8 @@ push(Gathered *g, long long row, long long count)
 static int
 needs_rescale(PyObject *exposure, long long minute, double exponent)
 {
-    PyObject *ref = PyObject_GetAttrString(exposure, "ref_minute");
-    PyObject *half = ref == NULL ? NULL : PyObject_GetAttrString(exposure, "half_life");
+    PyObject *ref = native_getattr(exposure, "ref_minute");
+    PyObject *half = ref == NULL ? NULL : native_getattr(exposure, "half_life");
     long long ref_minute = ref == NULL ? -1 : PyLong_AsLongLong(ref);
     double half_life = half == NULL ? -1.0 : PyFloat_AsDouble(half);
     Py_XDECREF(ref);
@@ -86,7 +86,7 @@ needs_rescale(PyObject *exposure, long long minute, double exponent)
 static int
 has_open_rows(PyObject *stream)
 {
-    PyObject *open_rows = PyObject_GetAttrString(stream, "open_rows");
+    PyObject *open_rows = native_getattr(stream, "open_rows");
     if (open_rows == NULL) {
         return -1;
     }
@@ -168,7 +168,7 @@ planes_view(PyObject *planes, Py_ssize_t lo)
     if (rows == NULL) {
         return NULL;
     }
-    PyObject *view = PyObject_GetAttrString(rows, "T");
+    PyObject *view = native_getattr(rows, "T");
     Py_DECREF(rows);
     return view;
 }
@@ -178,7 +178,7 @@ static int
 remember(PyObject *stream, PyObject *minute_obj, long long minute, PyObject *buffer,
          long long lookback)
 {
-    PyObject *recent = PyObject_GetAttrString(stream, "recent");
+    PyObject *recent = native_getattr(stream, "recent");
     if (recent == NULL) {
         return -1;
     }
@@ -259,7 +259,7 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (minute_of[i] == -1 && PyErr_Occurred()) {
             goto done;
         }
-        PyObject *exposure = PyObject_GetAttrString(stream, "exposure");
+        PyObject *exposure = native_getattr(stream, "exposure");
         if (exposure == NULL) {
             goto done;
         }
