@@ -53,7 +53,37 @@ static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t work_done = PTHREAD_COND_INITIALIZER;
 static Prepared *queue_head, *queue_tail;
 static int reader_running; /* a reader thread exists in this process */
-static int reader_busy;    /* it is reading a job (taken off the queue) */
+static int reader_busy;    /* jobs being read (taken off the queue), by the reader or helpers */
+
+/* The first queued job, taken off the queue and marked running (``lock`` held); NULL if none. */
+static Prepared *
+take_queued(void)
+{
+    Prepared *job = queue_head;
+    if (job == NULL) {
+        return NULL;
+    }
+    queue_head = job->next;
+    if (queue_head == NULL) {
+        queue_tail = NULL;
+    }
+    job->next = NULL;
+    job->state = JOB_RUNNING;
+    reader_busy++;
+    return job;
+}
+
+/* Read ``job`` (taken by take_queued) with ``lock`` released, then mark it done. */
+static void
+read_taken(Prepared *job)
+{
+    pthread_mutex_unlock(&lock);
+    run_job(job);
+    pthread_mutex_lock(&lock);
+    job->state = JOB_DONE;
+    reader_busy--;
+    pthread_cond_broadcast(&work_done);
+}
 
 static void *
 reader_main(void *arg)
@@ -64,20 +94,7 @@ reader_main(void *arg)
         while (queue_head == NULL) {
             pthread_cond_wait(&work_ready, &lock);
         }
-        Prepared *job = queue_head;
-        queue_head = job->next;
-        if (queue_head == NULL) {
-            queue_tail = NULL;
-        }
-        job->next = NULL;
-        job->state = JOB_RUNNING;
-        reader_busy = 1;
-        pthread_mutex_unlock(&lock);
-        run_job(job);
-        pthread_mutex_lock(&lock);
-        job->state = JOB_DONE;
-        reader_busy = 0;
-        pthread_cond_broadcast(&work_done);
+        read_taken(take_queued());
     }
     return NULL;
 }
@@ -90,7 +107,8 @@ after_fork_in_child(void)
     pthread_cond_init(&work_ready, NULL);
     pthread_cond_init(&work_done, NULL);
     queue_head = queue_tail = NULL;
-    reader_running = reader_busy = 0;
+    reader_running = 0;
+    reader_busy = 0;
 }
 
 /* Queue ``job`` for the reader thread; 0 when there is none to run it (caller reads now). */
@@ -133,7 +151,8 @@ submit(Prepared *job)
     return 1;
 }
 
-/* Wait for ``job`` (without the GIL when ``release``). */
+/* Wait for ``job`` (without the GIL when ``release``, and then reading the jobs queued behind
+ * it meanwhile, so that both threads keep reading). */
 static void
 wait_for(Prepared *job, int release)
 {
@@ -143,7 +162,13 @@ wait_for(Prepared *job, int release)
     PyThreadState *saved = release ? PyEval_SaveThread() : NULL;
     pthread_mutex_lock(&lock);
     while (job->state != JOB_DONE) {
-        pthread_cond_wait(&work_done, &lock);
+        Prepared *other = release ? take_queued() : NULL;
+        if (other != NULL) {
+            read_taken(other);
+        }
+        else {
+            pthread_cond_wait(&work_done, &lock);
+        }
     }
     pthread_mutex_unlock(&lock);
     if (saved != NULL) {
