@@ -459,10 +459,13 @@ class InsightEngine:
     def _drain(self) -> list[InsightRecord]:
         """Score and learn every closed minute not yet processed, all streams in lock-step."""
         out: list[InsightRecord] = []
+        # each due stream's pending minutes, newest first, taken when it first has a gap to skip
+        # (no minute is added while draining)
+        ahead: dict[tuple[str, str], list[int]] = {}
         while self._due:
             batch: list[tuple[StreamState, int, MinuteBuffer]] = []
             for key, stream in list(self._due.items()):
-                minute = self._next_to_close(stream)
+                minute = self._next_to_close(stream, ahead, key)
                 if minute is None:
                     del self._due[key]
                 else:
@@ -471,16 +474,21 @@ class InsightEngine:
                 out.extend(self._close_batch(batch))
         return out
 
-    def _next_to_close(self, stream: StreamState) -> int | None:
-        """The next minute of ``stream`` that needs scoring; empty minutes are skipped cheaply."""
+    def _next_to_close(
+        self, stream: StreamState, ahead: dict[tuple[str, str], list[int]], key: tuple[str, str]
+    ) -> int | None:
+        """The next minute of ``stream`` that needs scoring; empty minutes are skipped cheaply.
+
+        ``ahead`` holds the drain's sorted pending minutes of its streams (newest first)."""
         minute = stream.next_close
         target = stream.closed_until
         if minute < target and not stream.open_rows and minute not in stream.pending:
-            # pending minutes are never behind next_close: the plain min is the usual answer
-            upcoming = min(stream.pending, default=target)
-            if upcoming < minute:
-                upcoming = min((m for m in stream.pending if m >= minute), default=target)
-            gap_end = min(upcoming, target)
+            pending = ahead.get(key)
+            if pending is None:
+                pending = ahead[key] = sorted(stream.pending, reverse=True)
+            while pending and pending[-1] < minute:  # closed since (or behind next_close)
+                pending.pop()
+            gap_end = min(pending[-1], target) if pending else target
             self._skip_empty(stream, minute, gap_end)
             minute = stream.next_close = gap_end
         if minute >= target:
