@@ -7,11 +7,12 @@
  * far more than the arithmetic. Here the step is two calls. The arithmetic is numpy's, in
  * numpy's order: IEEE operations on doubles and floats (built without FMA contraction), row
  * sums in numpy's pairwise order, NaN-propagating minimum and maximum, and every power of two
- * computed by numpy's own exp2 in one call per step (its result can depend on the CPU's vector
- * unit). So both paths give the same bits; tests/unit/insights/test_native.py compares them.
+ * computed by numpy's own exp2 loop in one run per step (its result can depend on the CPU's
+ * vector unit). So both paths give the same bits; tests/unit/insights/test_native.py compares
+ * them.
  *
- *   score_minutes(table, rows, counts, item, exposures, minutes, min_excess, exp2, scratch,
- *                 planes, needed) -> None   (then accounts each exposure's minute)
+ *   score_minutes(table, rows, counts, item, exposures, minutes, min_excess, scratch, planes,
+ *                 needed) -> None   (then accounts each exposure's minute)
  *   learn_minutes(table, rows, counts, scores, guarded, minute, planes) -> None
  */
 #include "_native.h"
@@ -121,17 +122,8 @@ native_release_all(Py_buffer *views, int count)
 #define get_array native_get_array
 #define release_all native_release_all
 
-/* The arrays of a BaselineTable, its used size and half-lives. */
-enum { T_COUNTS, T_SQ, T_PART, T_PART_RAW, T_LAST, T_PEAK_VAL, T_PEAK_MIN, T_COUNT };
-
-typedef struct {
-    Py_buffer view[T_COUNT];
-    float *counts, *part, *part_raw, *peak_val;
-    double *sq;
-    long long *last, *peak_min;
-    Py_ssize_t size;
-    double half_life, peak_half_life;
-} Table;
+enum { T_COUNTS, T_SQ, T_PART, T_PART_RAW, T_LAST, T_PEAK_VAL, T_PEAK_MIN };
+_Static_assert(T_PEAK_MIN + 1 == NATIVE_TABLE_ARRAYS, "table arrays");
 
 static int
 attr_double(PyObject *obj, const char *name, double *out)
@@ -157,13 +149,13 @@ attr_long(PyObject *obj, const char *name, long long *out)
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
-static int
-open_table(PyObject *obj, Table *t)
+int
+native_open_table(PyObject *obj, NativeTable *t)
 {
     static const struct {
         const char *name, *formats;
         Py_ssize_t itemsize, per_row;
-    } spec[T_COUNT] = {
+    } spec[NATIVE_TABLE_ARRAYS] = {
         [T_COUNTS] = {"counts", F32, 4, N_SLOTS},
         [T_SQ] = {"sq", F64, 8, N_SCALES},
         [T_PART] = {"part", F32, 4, N_LONG},
@@ -179,7 +171,7 @@ open_table(PyObject *obj, Table *t)
         return -1;
     }
     Py_ssize_t capacity = -1;
-    for (int a = 0; a < T_COUNT; a++) {
+    for (int a = 0; a < NATIVE_TABLE_ARRAYS; a++) {
         PyObject *array = native_getattr(obj, spec[a].name);
         if (array == NULL) {
             return -1;
@@ -213,9 +205,15 @@ open_table(PyObject *obj, Table *t)
     return 0;
 }
 
+void
+native_close_table(NativeTable *t)
+{
+    release_all(t->view, NATIVE_TABLE_ARRAYS);
+}
+
 /* Every row in [0, size) and every item in [0, items). */
-static int
-check_rows(const Table *t, const long long *rows, const long long *item, Py_ssize_t n,
+int
+native_check_rows(const NativeTable *t, const long long *rows, const long long *item, Py_ssize_t n,
            Py_ssize_t items)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -315,26 +313,9 @@ account_minute(PyObject *exposure, long long minute, double first)
     return set;
 }
 
-/* Powers of two of ``count`` exponents in ``scratch``, in place, by numpy's exp2. */
-static int
-numpy_exp2(PyObject *exp2, PyObject *scratch, Py_ssize_t count)
-{
-    if (count == 0) {
-        return 0;
-    }
-    PyObject *view = PySequence_GetSlice(scratch, 0, count);
-    if (view == NULL) {
-        return -1;
-    }
-    PyObject *result = PyObject_CallFunctionObjArgs(exp2, view, view, NULL);
-    Py_DECREF(view);
-    Py_XDECREF(result);
-    return result == NULL ? -1 : 0;
-}
-
 /* The buckets of rows that closed (BaselineTable.flush_buckets' selection), with exponents. */
 static Py_ssize_t
-find_flushes(const Table *t, const long long *rows, const long long *item, const Item *items,
+find_flushes(const NativeTable *t, const long long *rows, const long long *item, const Item *items,
              Py_ssize_t n, Flush *flushes)
 {
     Py_ssize_t count = 0;
@@ -360,7 +341,7 @@ find_flushes(const Table *t, const long long *rows, const long long *item, const
 }
 
 static void
-apply_flushes(Table *t, const long long *rows, const Flush *flushes, Py_ssize_t count)
+apply_flushes(NativeTable *t, const long long *rows, const Flush *flushes, Py_ssize_t count)
 {
     for (Py_ssize_t k = 0; k < count; k++) {
         const Flush *f = &flushes[k];
@@ -381,7 +362,7 @@ apply_flushes(Table *t, const long long *rows, const Flush *flushes, Py_ssize_t 
 
 /* BaselineTable.expect, window_counts and the scales to score, for row i. */
 static void
-score_row(const Table *t, long long row, double count, const Item *it, double min_excess,
+score_row(const NativeTable *t, long long row, double count, const Item *it, double min_excess,
           double *planes, Py_ssize_t n, Py_ssize_t i, char *needed)
 {
 #define PLANE(p) planes[(Py_ssize_t)(p) * n + i]
@@ -430,24 +411,86 @@ score_row(const Table *t, long long row, double count, const Item *it, double mi
 #undef PLANE
 }
 
+int
+native_score_core(NativeTable *t, const long long *rows, const double *counts,
+                  const long long *item, Py_ssize_t n, PyObject *exposures, PyObject *minutes,
+                  double min_excess, double *scratch, double *planes, char *needed)
+{
+    Py_ssize_t n_items = PySequence_Fast_GET_SIZE(exposures);
+    Item *items = PyMem_Malloc(sizeof(Item) * (size_t)n_items);
+    Flush *flushes = PyMem_Malloc(sizeof(Flush) * (size_t)(N_LONG * n + 1));
+    int status = -1;
+    if (items == NULL || flushes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double half_life = 1.0;
+    if (read_items(exposures, minutes, items, n_items, &half_life) < 0) {
+        goto done;
+    }
+    /* every exponent of the step, in one exp2 run: minute decay per item, then the closed
+     * buckets' weights and peak decays, then the minute-scale peak decay per row */
+    Py_ssize_t n_flush = find_flushes(t, rows, item, items, n, flushes);
+    Py_ssize_t k = 0;
+    for (Py_ssize_t j = 0; j < n_items; j++) {
+        scratch[k++] = (double)(items[j].minute - items[j].ref) / half_life;
+    }
+    for (Py_ssize_t f = 0; f < n_flush; f++) {
+        scratch[k++] = flushes[f].weight;
+        scratch[k++] = flushes[f].peak_decay;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long minute = items[item[i]].minute;
+        long long age = minute - t->peak_min[peak_cell(rows[i], 0, daytype_of(minute))];
+        scratch[k++] = (double)(-(age > 0 ? age : 0)) / t->peak_half_life;
+    }
+    double *in_place[2] = {scratch, scratch};
+    native_loop_run(LOOP_EXP2, in_place, k);
+    k = 0;
+    for (Py_ssize_t j = 0; j < n_items; j++) {
+        items[j].decay = scratch[k++];
+    }
+    for (Py_ssize_t j = 0; j < n_items; j++) {
+        if (account_minute(PySequence_Fast_GET_ITEM(exposures, j), items[j].minute,
+                           items[j].decay) < 0) {
+            goto done;
+        }
+    }
+    for (Py_ssize_t f = 0; f < n_flush; f++) {
+        flushes[f].weight = scratch[k++];
+        flushes[f].peak_decay = scratch[k++];
+    }
+    apply_flushes(t, rows, flushes, n_flush);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        score_row(t, rows[i], counts[i], &items[item[i]], min_excess, planes, n, i, needed);
+        planes[(Py_ssize_t)P_PEAK0 * n + i] = scratch[k++];
+    }
+    status = 0;
+done:
+    PyMem_Free(items);
+    PyMem_Free(flushes);
+    return status;
+}
+
 enum { A_ROWS, A_COUNTS, A_ITEM, A_SCRATCH, A_PLANES, A_NEEDED, A_COUNT };
 
 PyObject *
 native_score_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 11) {
+    if (nargs != 10) {
         return native_usage_error("score_minutes(table, rows, counts, item, exposures, minutes, "
-                                  "min_excess, exp2, scratch, planes, needed)");
+                                  "min_excess, scratch, planes, needed)");
     }
-    Table t;
+    if (!native_loops_ready()) {
+        return NULL;
+    }
+    NativeTable t;
     memset(&t, 0, sizeof(t));
     Py_buffer view[A_COUNT] = {{0}};
     PyObject *exposures = NULL, *minutes = NULL, *result = NULL;
-    Item *items = NULL;
-    Flush *flushes = NULL;
     double min_excess = PyFloat_AsDouble(args[6]);
-    if ((min_excess == -1.0 && PyErr_Occurred()) || open_table(args[0], &t) < 0) {
+    if ((min_excess == -1.0 && PyErr_Occurred()) || native_open_table(args[0], &t) < 0) {
         goto done;
     }
     exposures = PySequence_Fast(args[4], "exposures must be a sequence");
@@ -466,115 +509,36 @@ native_score_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n = view[A_ROWS].len / 8;
     if (get_array(args[2], &view[A_COUNTS], "counts", F64, 8, n, 0) < 0 ||
         get_array(args[3], &view[A_ITEM], "item", I64, 8, n, 0) < 0 ||
-        get_array(args[8], &view[A_SCRATCH], "scratch", F64, 8, -1, 1) < 0 ||
-        get_array(args[9], &view[A_PLANES], "planes", F64, 8, N_PLANES * n, 1) < 0 ||
-        get_array(args[10], &view[A_NEEDED], "needed", BOOL, 1, N_SCALES * n, 1) < 0) {
+        get_array(args[7], &view[A_SCRATCH], "scratch", F64, 8, -1, 1) < 0 ||
+        get_array(args[8], &view[A_PLANES], "planes", F64, 8, N_PLANES * n, 1) < 0 ||
+        get_array(args[9], &view[A_NEEDED], "needed", BOOL, 1, N_SCALES * n, 1) < 0) {
         goto done;
     }
     const long long *rows = view[A_ROWS].buf, *item = view[A_ITEM].buf;
-    const double *counts = view[A_COUNTS].buf;
-    double *scratch = view[A_SCRATCH].buf;
     if (view[A_SCRATCH].len / 8 < n_items + 5 * n) {
         PyErr_SetString(PyExc_ValueError, "scratch holds fewer than items + 5 * rows values");
         goto done;
     }
-    if (check_rows(&t, rows, item, n, n_items) < 0) {
+    if (native_check_rows(&t, rows, item, n, n_items) < 0 ||
+        native_score_core(&t, rows, view[A_COUNTS].buf, item, n, exposures, minutes, min_excess,
+                          view[A_SCRATCH].buf, view[A_PLANES].buf, view[A_NEEDED].buf) < 0) {
         goto done;
-    }
-    items = PyMem_Malloc(sizeof(Item) * (size_t)n_items);
-    flushes = PyMem_Malloc(sizeof(Flush) * (size_t)(N_LONG * n + 1));
-    if (items == NULL || flushes == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    double half_life = 1.0;
-    if (read_items(exposures, minutes, items, n_items, &half_life) < 0) {
-        goto done;
-    }
-    /* every exponent of the step, in one numpy call: minute decay per item, then the closed
-     * buckets' weights and peak decays, then the minute-scale peak decay per row */
-    Py_ssize_t n_flush = find_flushes(&t, rows, item, items, n, flushes);
-    Py_ssize_t k = 0;
-    for (Py_ssize_t j = 0; j < n_items; j++) {
-        scratch[k++] = (double)(items[j].minute - items[j].ref) / half_life;
-    }
-    for (Py_ssize_t f = 0; f < n_flush; f++) {
-        scratch[k++] = flushes[f].weight;
-        scratch[k++] = flushes[f].peak_decay;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long long minute = items[item[i]].minute;
-        long long age = minute - t.peak_min[peak_cell(rows[i], 0, daytype_of(minute))];
-        scratch[k++] = (double)(-(age > 0 ? age : 0)) / t.peak_half_life;
-    }
-    if (numpy_exp2(args[7], args[8], k) < 0) {
-        goto done;
-    }
-    k = 0;
-    for (Py_ssize_t j = 0; j < n_items; j++) {
-        items[j].decay = scratch[k++];
-    }
-    for (Py_ssize_t j = 0; j < n_items; j++) {
-        if (account_minute(PySequence_Fast_GET_ITEM(exposures, j), items[j].minute,
-                           items[j].decay) < 0) {
-            goto done;
-        }
-    }
-    for (Py_ssize_t f = 0; f < n_flush; f++) {
-        flushes[f].weight = scratch[k++];
-        flushes[f].peak_decay = scratch[k++];
-    }
-    apply_flushes(&t, rows, flushes, n_flush);
-    double *planes = view[A_PLANES].buf;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        score_row(&t, rows[i], counts[i], &items[item[i]], min_excess, planes, n, i,
-                  view[A_NEEDED].buf);
-        planes[(Py_ssize_t)P_PEAK0 * n + i] = scratch[k++];
     }
     result = Py_NewRef(Py_None);
 done:
-    PyMem_Free(items);
-    PyMem_Free(flushes);
     Py_XDECREF(exposures);
     Py_XDECREF(minutes);
     release_all(view, A_COUNT);
-    release_all(t.view, T_COUNT);
+    native_close_table(&t);
     return result;
 }
 
 /* ------------------------------------------------------------------ learn_minutes */
-enum { L_ROWS, L_COUNTS, L_SCORES, L_GUARDED, L_MINUTE, L_PLANES, L_COUNT };
-
-PyObject *
-native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+void
+native_learn_core(NativeTable *t, const long long *rows, const double *counts,
+                  const double *scores, const char *guarded, const long long *minutes,
+                  const double *planes, Py_ssize_t n)
 {
-    (void)module;
-    if (nargs != 7) {
-        return native_usage_error(
-            "learn_minutes(table, rows, counts, scores, guarded, minute, planes)");
-    }
-    Table t;
-    memset(&t, 0, sizeof(t));
-    Py_buffer view[L_COUNT] = {{0}};
-    PyObject *result = NULL;
-    if (open_table(args[0], &t) < 0 || get_array(args[1], &view[L_ROWS], "rows", I64, 8, -1, 0) < 0) {
-        goto done;
-    }
-    Py_ssize_t n = view[L_ROWS].len / 8;
-    if (get_array(args[2], &view[L_COUNTS], "counts", F64, 8, n, 0) < 0 ||
-        get_array(args[3], &view[L_SCORES], "scores", F64, 8, N_SCALES * n, 0) < 0 ||
-        get_array(args[4], &view[L_GUARDED], "guarded", BOOL, 1, n, 0) < 0 ||
-        get_array(args[5], &view[L_MINUTE], "minute", I64, 8, n, 0) < 0 ||
-        get_array(args[6], &view[L_PLANES], "planes", F64, 8, N_PLANES * n, 0) < 0) {
-        goto done;
-    }
-    const long long *rows = view[L_ROWS].buf, *minutes = view[L_MINUTE].buf;
-    const double *counts = view[L_COUNTS].buf, *scores = view[L_SCORES].buf;
-    const double *planes = view[L_PLANES].buf;
-    const char *guarded = view[L_GUARDED].buf;
-    if (check_rows(&t, rows, NULL, n, 0) < 0) {
-        goto done;
-    }
     for (Py_ssize_t i = 0; i < n; i++) {
         long long row = rows[i], minute = minutes[i];
         double count = counts[i];
@@ -589,22 +553,57 @@ native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             learn = clipped;
         }
         Py_ssize_t slot = (Py_ssize_t)row * N_SLOTS + slot_of(minute);
-        t.counts[slot] = t.counts[slot] + (float)(learn * now);
-        t.sq[row * N_SCALES] += learn * learn * now;
+        t->counts[slot] = t->counts[slot] + (float)(learn * now);
+        t->sq[row * N_SCALES] += learn * learn * now;
         for (int p = 0; p < N_LONG; p++) {
-            t.part[row * N_LONG + p] = t.part[row * N_LONG + p] + (float)learn;
-            t.part_raw[row * N_LONG + p] = t.part_raw[row * N_LONG + p] + (float)count;
+            t->part[row * N_LONG + p] = t->part[row * N_LONG + p] + (float)learn;
+            t->part_raw[row * N_LONG + p] = t->part_raw[row * N_LONG + p] + (float)count;
         }
         Py_ssize_t peak = peak_cell(row, 0, daytype_of(minute));
-        if (count >= (double)t.peak_val[peak] * planes[P_PEAK0 * n + i]) {
-            t.peak_val[peak] = (float)count;
-            t.peak_min[peak] = minute;
+        if (count >= (double)t->peak_val[peak] * planes[P_PEAK0 * n + i]) {
+            t->peak_val[peak] = (float)count;
+            t->peak_min[peak] = minute;
         }
-        t.last[row] = minute;
+        t->last[row] = minute;
     }
+}
+
+enum { L_ROWS, L_COUNTS, L_SCORES, L_GUARDED, L_MINUTE, L_PLANES, L_COUNT };
+
+PyObject *
+native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 7) {
+        return native_usage_error(
+            "learn_minutes(table, rows, counts, scores, guarded, minute, planes)");
+    }
+    NativeTable t;
+    memset(&t, 0, sizeof(t));
+    Py_buffer view[L_COUNT] = {{0}};
+    PyObject *result = NULL;
+    if (native_open_table(args[0], &t) < 0 || get_array(args[1], &view[L_ROWS], "rows", I64, 8, -1, 0) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = view[L_ROWS].len / 8;
+    if (get_array(args[2], &view[L_COUNTS], "counts", F64, 8, n, 0) < 0 ||
+        get_array(args[3], &view[L_SCORES], "scores", F64, 8, N_SCALES * n, 0) < 0 ||
+        get_array(args[4], &view[L_GUARDED], "guarded", BOOL, 1, n, 0) < 0 ||
+        get_array(args[5], &view[L_MINUTE], "minute", I64, 8, n, 0) < 0 ||
+        get_array(args[6], &view[L_PLANES], "planes", F64, 8, N_PLANES * n, 0) < 0) {
+        goto done;
+    }
+    const long long *rows = view[L_ROWS].buf, *minutes = view[L_MINUTE].buf;
+    const double *counts = view[L_COUNTS].buf, *scores = view[L_SCORES].buf;
+    const double *planes = view[L_PLANES].buf;
+    const char *guarded = view[L_GUARDED].buf;
+    if (native_check_rows(&t, rows, NULL, n, 0) < 0) {
+        goto done;
+    }
+    native_learn_core(&t, rows, counts, scores, guarded, minutes, planes, n);
     result = Py_NewRef(Py_None);
 done:
     release_all(view, L_COUNT);
-    release_all(t.view, T_COUNT);
+    native_close_table(&t);
     return result;
 }

@@ -15,7 +15,7 @@
  *       -> (skipped, late, analysed, duplicates)
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
- *   tail_scores(...): negative-binomial tail scores (_stats.c)
+ *   set_loops(...), tail_scores(...): ufunc loops, negative-binomial tail scores (_stats.c)
  *   close_step(...): a whole closing step when no insight of it is open (_step.c)
  *   decode_schema(...), decode_batch(data), decode_record(data): JSON into the events'
  *       structs for the common shapes, else None (msgspec decodes) (_decode.c)
@@ -1014,6 +1014,8 @@ static PyMethodDef native_methods[] = {
      "Merge one minute's attribute values into the space-saving sketches."},
     {"merge_buffers", (PyCFunction)(void (*)(void))native_merge_buffers, METH_FASTCALL,
      "Merge the learned rows' entries of minute buffers into the sketches."},
+    {"set_loops", (PyCFunction)(void (*)(void))native_set_loops, METH_FASTCALL,
+     "Find the double loops of exp2, gammainc, betainc and log10; whether all were found."},
     {"tail_scores", (PyCFunction)(void (*)(void))native_tail_scores, METH_FASTCALL,
      "nb_tail_score of (rows, scales) arrays where a mask says so."},
     {"score_minutes", (PyCFunction)(void (*)(void))native_score_minutes, METH_FASTCALL,

@@ -8,7 +8,7 @@
 #include <math.h>
 
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
-#define NATIVE_ABI 5
+#define NATIVE_ABI 6
 
 /* numpy's maximum and minimum: a NaN operand wins (the C library's fmax/fmin drop it). */
 static inline double
@@ -51,9 +51,65 @@ PyObject *native_merge_buffers(PyObject *module, PyObject *const *args, Py_ssize
 /* _stats.c: nb_tail_score. */
 PyObject *native_tail_scores(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
+/* _stats.c: numpy's and scipy's ufunc loops for doubles, called directly. The ufunc machinery
+ * costs microseconds per call, more than a quiet closing step's arithmetic; the loop is the
+ * code the ufunc runs on contiguous doubles, so the bits are the same. Floating-point flags
+ * are ignored, as under ``np.errstate(all="ignore")``. set_loops(exp2, gammainc, betainc,
+ * log10) finds them (insights/native.py calls it once; without them the module is not used). */
+typedef struct {
+    void (*fn)(char **args, const Py_ssize_t *dims, const Py_ssize_t *steps, void *data);
+    void *data;
+    int nargs;
+} NativeLoop;
+enum { LOOP_EXP2, LOOP_GAMMAINC, LOOP_BETAINC, LOOP_LOG10, N_LOOPS };
+PyObject *native_set_loops(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* 1 when set_loops found every loop, else 0 with a RuntimeError. */
+int native_loops_ready(void);
+/* ``ufunc(*arrays[:-1], out=arrays[-1])`` on ``n`` contiguous doubles each (in place allowed). */
+void native_loop_run(int which, double *const *arrays, Py_ssize_t n);
+
+/* A (rows, cols) grid of values at byte strides. */
+typedef struct {
+    const char *base;
+    Py_ssize_t rows, cols, stride0, stride1;
+} NativeGrid;
+#define NATIVE_TAIL_WORK_ROWS 6
+/* nb_tail_score of the grids (same shape; ``where`` of bools) into ``scores`` (rows * cols,
+ * C order); ``work`` holds NATIVE_TAIL_WORK_ROWS * size doubles, ``positions`` size + 1. */
+void native_tail_core(const NativeGrid *x, const NativeGrid *lam, const NativeGrid *phi,
+                      const NativeGrid *where, double *scores, double *work,
+                      Py_ssize_t *positions);
+
 /* _closing.c: BaselineTable.score_minutes and learn_minutes. */
 PyObject *native_score_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* The arrays of a BaselineTable (held as buffers while open), its used size and half-lives. */
+#define NATIVE_TABLE_ARRAYS 7
+typedef struct {
+    Py_buffer view[NATIVE_TABLE_ARRAYS];
+    float *counts, *part, *part_raw, *peak_val;
+    double *sq;
+    long long *last, *peak_min;
+    Py_ssize_t size;
+    double half_life, peak_half_life;
+} NativeTable;
+/* Open (-1 with an exception on error; close it either way) and close a table. */
+int native_open_table(PyObject *obj, NativeTable *t);
+void native_close_table(NativeTable *t);
+/* Every row in [0, size) and every item (unless NULL) in [0, items); -1 with IndexError. */
+int native_check_rows(const NativeTable *t, const long long *rows, const long long *item,
+                      Py_ssize_t n, Py_ssize_t items);
+/* score_minutes on checked rows: ``exposures`` and ``minutes`` are PySequence_Fast sequences
+ * (one per item), ``scratch`` holds items + 5 * n doubles, ``planes`` N_PLANES * n (16),
+ * ``needed`` 3 * n bools; -1 with an exception on error. */
+int native_score_core(NativeTable *t, const long long *rows, const double *counts,
+                      const long long *item, Py_ssize_t n, PyObject *exposures, PyObject *minutes,
+                      double min_excess, double *scratch, double *planes, char *needed);
+/* learn_minutes on checked rows. */
+void native_learn_core(NativeTable *t, const long long *rows, const double *counts,
+                       const double *scores, const char *guarded, const long long *minutes,
+                       const double *planes, Py_ssize_t n);
 
 /* _step.c: InsightEngine._close_batch when no stream of the step has an open insight. */
 PyObject *native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -47,10 +47,13 @@ def tail_scores(
     where: object,
     out: object,
     work: object,
+) -> None: ...
+def set_loops(
+    exp2: Callable[..., object],
     gammainc: Callable[..., object],
     betainc: Callable[..., object],
     log10: Callable[..., object],
-) -> None: ...
+) -> bool: ...
 def score_minutes(
     table: object,
     rows: object,
@@ -59,7 +62,6 @@ def score_minutes(
     exposures: Sequence[Any],
     minutes: Sequence[int],
     min_excess: float,
-    exp2: Callable[..., object],
     scratch: object,
     planes: object,
     needed: object,
@@ -76,7 +78,6 @@ def learn_minutes(
 def close_step(
     batch: list[Any],
     table: object,
-    open: dict[int, Any],
     ids: object,
     weights: object,
     intern: Callable[[str], int],

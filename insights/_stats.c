@@ -4,10 +4,12 @@
  *
  * The selection, the clamps and the parameters of the incomplete beta and gamma functions are
  * computed here; the special functions themselves and the logarithm are scipy's and numpy's
- * ufuncs, called once each per step on gathered arrays, so every score has the same bits as
- * the numpy code gives it (tests/unit/insights/test_native.py compares them).
+ * ufunc loops (found once by set_loops, then called directly), once each per step on gathered
+ * arrays, so every score has the same bits as the numpy code gives it
+ * (tests/unit/insights/test_native.py compares them).
  *
- *   tail_scores(x, lam, phi, where, out, work, gammainc, betainc, log10) -> None
+ *   set_loops(exp2, gammainc, betainc, log10) -> bool   (whether their loops were found)
+ *   tail_scores(x, lam, phi, where, out, work) -> None
  */
 #include "_native.h"
 
@@ -59,54 +61,161 @@ np_fmax(double a, double b)
     return (a >= b || isnan(b)) ? a : b;
 }
 
-/* ``work[row][start:start + count]`` as an array view. */
-static PyObject *
-work_slice(PyObject *work, Py_ssize_t row, Py_ssize_t start, Py_ssize_t count)
-{
-    PyObject *line = PySequence_GetItem(work, row);
-    if (line == NULL) {
-        return NULL;
-    }
-    PyObject *slice = PySequence_GetSlice(line, start, start + count);
-    Py_DECREF(line);
-    return slice;
-}
+/* ------------------------------------------------------------------ ufunc loops */
+/* The head of numpy's PyUFuncObject (numpy/ufuncobject.h), unchanged since numpy 1.0 and part
+ * of its C API: the fields read here. */
+typedef struct {
+    PyObject_HEAD
+    int nin, nout, nargs;
+    int identity;
+    void **functions;
+    void *const *data;
+    int ntypes;
+    int reserved1;
+    const char *name;
+    const char *types;
+} UfuncHead;
 
-/* ``func(work[a][:count], work[b][:count], ..., out=work[out_row][out_start:...])``. */
+#define NPY_DOUBLE_NUM 12 /* NPY_DOUBLE */
+
+static NativeLoop loops[N_LOOPS];
+
+/* The ufunc's loop whose every argument is a double; 0 when it has none. */
 static int
-call_on_work(PyObject *func, PyObject *work, const int *rows, int n_in, int out_row,
-             Py_ssize_t out_start, Py_ssize_t count)
+find_loop(PyObject *ufunc, int nargs, NativeLoop *loop)
 {
-    PyObject *args[4] = {NULL};
-    int ok = 0;
-    for (int r = 0; r < n_in; r++) {
-        if ((args[r] = work_slice(work, rows[r], 0, count)) == NULL) {
-            goto done;
+    memset(loop, 0, sizeof(*loop));
+    if (strcmp(Py_TYPE(ufunc)->tp_name, "numpy.ufunc") != 0) {
+        return 0;
+    }
+    const UfuncHead *u = (const UfuncHead *)ufunc;
+    if (u->nargs != nargs || u->nout != 1 || u->nin != nargs - 1 || u->ntypes <= 0 ||
+        u->ntypes > 1024 || u->types == NULL || u->functions == NULL) {
+        return 0;
+    }
+    for (int t = 0; t < u->ntypes; t++) {
+        int all_double = 1;
+        for (int a = 0; a < nargs; a++) {
+            all_double &= u->types[t * nargs + a] == NPY_DOUBLE_NUM;
+        }
+        if (all_double && u->functions[t] != NULL) {
+            loop->fn = (void (*)(char **, const Py_ssize_t *, const Py_ssize_t *, void *))
+                u->functions[t];
+            loop->data = u->data == NULL ? NULL : u->data[t];
+            loop->nargs = nargs;
+            return 1;
         }
     }
-    if ((args[n_in] = work_slice(work, out_row, out_start, count)) == NULL) {
-        goto done;
-    }
-    PyObject *result = PyObject_Vectorcall(func, args, (size_t)(n_in + 1), NULL);
-    ok = result != NULL;
-    Py_XDECREF(result);
-done:
-    for (int r = 0; r <= n_in; r++) {
-        Py_XDECREF(args[r]);
-    }
-    return ok ? 0 : -1;
+    return 0;
 }
 
+PyObject *
+native_set_loops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    static const int arity[N_LOOPS] = {[LOOP_EXP2] = 2, [LOOP_GAMMAINC] = 3,
+                                       [LOOP_BETAINC] = 4, [LOOP_LOG10] = 2};
+    if (nargs != N_LOOPS) {
+        return native_usage_error("set_loops(exp2, gammainc, betainc, log10)");
+    }
+    NativeLoop found[N_LOOPS];
+    for (int k = 0; k < N_LOOPS; k++) {
+        if (!find_loop(args[k], arity[k], &found[k])) {
+            Py_RETURN_FALSE;
+        }
+    }
+    memcpy(loops, found, sizeof(loops));
+    Py_RETURN_TRUE;
+}
+
+int
+native_loops_ready(void)
+{
+    for (int k = 0; k < N_LOOPS; k++) {
+        if (loops[k].fn == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "set_loops() has not found numpy's loops");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void
+native_loop_run(int which, double *const *arrays, Py_ssize_t n)
+{
+    const NativeLoop *loop = &loops[which];
+    Py_ssize_t steps[4] = {8, 8, 8, 8};
+    if (n > 0) {
+        loop->fn((char **)arrays, &n, steps, loop->data);
+    }
+}
+
+/* ------------------------------------------------------------------ tail scores */
 enum { W_POISSON_K, W_POISSON_LAM, W_NB_K, W_NB_A, W_NB_B, W_TAIL, W_ROWS };
+_Static_assert(W_ROWS == NATIVE_TAIL_WORK_ROWS, "work rows");
+
+void
+native_tail_core(const NativeGrid *x, const NativeGrid *lam, const NativeGrid *phi,
+                 const NativeGrid *where, double *scores, double *w, Py_ssize_t *positions)
+{
+    Py_ssize_t rows = x->rows, cols = x->cols, size = rows * cols;
+#define WORK(row, i) w[(Py_ssize_t)(row) * size + (i)]
+#define AT(g, type, i, j) (*(const type *)((g)->base + (i) * (g)->stride0 + (j) * (g)->stride1))
+    /* the scores to compute, Poisson ones from the front of ``positions``, the others from
+     * its back; each gets its special function's parameters */
+    Py_ssize_t n_poisson = 0, n_nb = 0;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            Py_ssize_t index = i * cols + j;
+            double k = ceil(AT(x, double, i, j));
+            scores[index] = 0.0;
+            if (!(k > 0) || !AT(where, char, i, j)) {
+                continue;
+            }
+            double lam_ij = np_max(AT(lam, double, i, j), 1e-12);
+            double phi_ij = AT(phi, double, i, j);
+            if (phi_ij <= POISSON_PHI) {
+                WORK(W_POISSON_K, n_poisson) = k;
+                WORK(W_POISSON_LAM, n_poisson) = lam_ij;
+                positions[n_poisson++] = index;
+            } else {
+                WORK(W_NB_K, n_nb) = k;
+                WORK(W_NB_A, n_nb) = lam_ij / (phi_ij - 1.0);
+                WORK(W_NB_B, n_nb) = 1.0 - 1.0 / phi_ij;
+                positions[size - 1 - n_nb++] = index;
+            }
+        }
+    }
+#undef AT
+    double *poisson[3] = {&WORK(W_POISSON_K, 0), &WORK(W_POISSON_LAM, 0), &WORK(W_TAIL, 0)};
+    double *nb[4] = {&WORK(W_NB_K, 0), &WORK(W_NB_A, 0), &WORK(W_NB_B, 0),
+                     &WORK(W_TAIL, n_poisson)};
+    native_loop_run(LOOP_GAMMAINC, poisson, n_poisson);
+    native_loop_run(LOOP_BETAINC, nb, n_nb);
+    Py_ssize_t todo = n_poisson + n_nb;
+    for (Py_ssize_t t = 0; t < todo; t++) {
+        WORK(W_POISSON_K, t) = np_min(np_max(WORK(W_TAIL, t), 1e-300), 1.0);
+    }
+    double *logs[2] = {&WORK(W_POISSON_K, 0), &WORK(W_POISSON_K, 0)};
+    native_loop_run(LOOP_LOG10, logs, todo);
+    for (Py_ssize_t t = 0; t < todo; t++) {
+        Py_ssize_t index = t < n_poisson ? positions[t] : positions[size - 1 - (t - n_poisson)];
+        scores[index] = np_fmax(-WORK(W_POISSON_K, t), 0.0) + 0.0;
+    }
+#undef WORK
+}
+
 enum { S_X, S_LAM, S_PHI, S_WHERE, S_COUNT };
 
 PyObject *
 native_tail_scores(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 9) {
-        return native_usage_error(
-            "tail_scores(x, lam, phi, where, out, work, gammainc, betainc, log10)");
+    if (nargs != 6) {
+        return native_usage_error("tail_scores(x, lam, phi, where, out, work)");
+    }
+    if (!native_loops_ready()) {
+        return NULL;
     }
     static const char *what[S_COUNT] = {"x", "lam", "phi", "where"};
     Strided in[S_COUNT];
@@ -124,7 +233,7 @@ native_tail_scores(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    Py_ssize_t rows = in[0].rows, cols = in[0].cols, size = rows * cols;
+    Py_ssize_t size = in[0].rows * in[0].cols;
     if (native_get_array(args[4], &out, "out", F64, 8, size, 1) < 0 ||
         native_get_array(args[5], &work, "work", F64, 8, W_ROWS * size, 1) < 0) {
         goto done;
@@ -134,51 +243,16 @@ native_tail_scores(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_NoMemory();
         goto done;
     }
-    double *scores = out.buf, *w = work.buf;
-#define WORK(row, i) w[(Py_ssize_t)(row) * size + (i)]
-    /* the scores to compute, Poisson ones from the front of ``positions``, the others from
-     * its back; each gets its special function's parameters */
-    Py_ssize_t n_poisson = 0, n_nb = 0;
-    for (Py_ssize_t i = 0; i < rows; i++) {
-        for (Py_ssize_t j = 0; j < cols; j++) {
-            Py_ssize_t index = i * cols + j;
-            double k = ceil(*(const double *)at(&in[S_X], i, j));
-            scores[index] = 0.0;
-            if (!(k > 0) || !*(const char *)at(&in[S_WHERE], i, j)) {
-                continue;
-            }
-            double lam = np_max(*(const double *)at(&in[S_LAM], i, j), 1e-12);
-            double phi = *(const double *)at(&in[S_PHI], i, j);
-            if (phi <= POISSON_PHI) {
-                WORK(W_POISSON_K, n_poisson) = k;
-                WORK(W_POISSON_LAM, n_poisson) = lam;
-                positions[n_poisson++] = index;
-            } else {
-                WORK(W_NB_K, n_nb) = k;
-                WORK(W_NB_A, n_nb) = lam / (phi - 1.0);
-                WORK(W_NB_B, n_nb) = 1.0 - 1.0 / phi;
-                positions[size - 1 - n_nb++] = index;
-            }
-        }
+    NativeGrid grid[S_COUNT];
+    for (int a = 0; a < S_COUNT; a++) {
+        grid[a].base = in[a].view.buf;
+        grid[a].rows = in[a].rows;
+        grid[a].cols = in[a].cols;
+        grid[a].stride0 = in[a].stride0;
+        grid[a].stride1 = in[a].stride1;
     }
-    static const int poisson_in[] = {W_POISSON_K, W_POISSON_LAM}, nb_in[] = {W_NB_K, W_NB_A, W_NB_B};
-    if ((n_poisson && call_on_work(args[6], args[5], poisson_in, 2, W_TAIL, 0, n_poisson) < 0) ||
-        (n_nb && call_on_work(args[7], args[5], nb_in, 3, W_TAIL, n_poisson, n_nb) < 0)) {
-        goto done;
-    }
-    Py_ssize_t todo = n_poisson + n_nb;
-    for (Py_ssize_t t = 0; t < todo; t++) {
-        WORK(W_POISSON_K, t) = np_min(np_max(WORK(W_TAIL, t), 1e-300), 1.0);
-    }
-    static const int log_in[] = {W_POISSON_K};
-    if (todo && call_on_work(args[8], args[5], log_in, 1, W_POISSON_K, 0, todo) < 0) {
-        goto done;
-    }
-    for (Py_ssize_t t = 0; t < todo; t++) {
-        Py_ssize_t index = t < n_poisson ? positions[t] : positions[size - 1 - (t - n_poisson)];
-        scores[index] = np_fmax(-WORK(W_POISSON_K, t), 0.0) + 0.0;
-    }
-#undef WORK
+    native_tail_core(&grid[S_X], &grid[S_LAM], &grid[S_PHI], &grid[S_WHERE], out.buf, work.buf,
+                     positions);
     result = Py_NewRef(Py_None);
 done:
     PyMem_Free(positions);

@@ -1,38 +1,44 @@
-/* InsightEngine._close_batch for the usual step: no stream of the step has an open insight.
+/* InsightEngine._close_batch in C: the whole step when nothing starts and no insight of it is
+ * open (the usual step), else its scoring.
  *
- *   close_step(batch, table, open, ids, weights, intern, min_excess, start_score,
- *              rescale_exponent, lookback, tools) -> None | False | tuple
+ *   close_step(batch, table, ids, weights, intern, min_excess, start_score, rescale_exponent,
+ *              lookback, tools) -> None | False | tuple
  *
  * ``batch`` is the step's list of (stream, minute, buffer); ``tools`` is
- * (exp2, gammainc, betainc, log10, empty, int64, float64, bool). The step gathers each
- * stream-minute's rows (sorted) and counts from its buffer, then calls the same C code the
- * Python step calls, in the same order: score_minutes, tail_scores, learn_minutes,
- * merge_buffers, then remembers the buffers for attribution look-back.
+ * (empty, int64, float64, bool), to make the arrays of a Start. The step gathers each
+ * stream-minute's rows (sorted; with the stream's open rows) and counts from its buffer, then runs the same C code the
+ * Python step calls, in the same order, on memory of its own (no numpy array unless a Start
+ * is possible): score_minutes, tail_scores, learn_minutes, merge_buffers, then remembers the
+ * buffers for attribution look-back.
  *
- * Returns None, having changed nothing, when the Python step must run instead: a stream of the
- * step has open insights, a row is in an open insight, or an exposure must be rebased first.
- * Returns False when the step is done (no score reached ``start_score``: nothing starts).
- * Otherwise the minute is scored but not learned, and the result is
+ * Returns None, having changed nothing, when the Python step must run instead: an exposure must
+ * be rebased first. When nothing starts, as no row outside an open insight has a score of at
+ * least ``start_score`` where its window also exceeds the expectation by ``min_excess`` (the
+ * Start rule's first two conditions), the step is done: False, or when insights of it are open,
+ * the list of what they observe, (item, row, count, mu, (phi per scale)) per open row, for
+ * Python to feed them. Otherwise the minute is scored but not learned, and the result is
  * (rows, counts, item, minute, planes, scratch, needed, scores) for the Python step to decide
- * the Starts, learn, merge and remember.
+ * the Starts, feed the open insights, learn, merge and remember.
  */
 #include "_native.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { T_EXP2, T_GAMMAINC, T_BETAINC, T_LOG10, T_EMPTY, T_I64, T_F64, T_BOOL, T_COUNT };
+enum { T_EMPTY, T_I64, T_F64, T_BOOL, T_COUNT };
 
 #define N_PLANES 16 /* baselines._PLANES */
 #define P_DECAY 0
+#define P_MU 1
+#define P_PHI 3
 #define P_WINDOW 6
 #define P_LAM 9
 #define P_SCORE_PHI 12
 #define N_SCALES 3
-#define W_ROWS 6 /* the work rows of tail_scores */
 
 typedef struct {
     long long row, count;
+    int open; /* in an open insight of its stream */
 } RowCount;
 
 typedef struct {
@@ -48,7 +54,7 @@ row_order(const void *a, const void *b)
 }
 
 static int
-push(Gathered *g, long long row, long long count)
+push(Gathered *g, long long row, long long count, int open)
 {
     if (g->size == g->capacity) {
         Py_ssize_t capacity = g->capacity ? 2 * g->capacity : 64;
@@ -62,6 +68,7 @@ push(Gathered *g, long long row, long long count)
     }
     g->data[g->size].row = row;
     g->data[g->size].count = count;
+    g->data[g->size].open = open;
     g->size++;
     return 0;
 }
@@ -82,28 +89,37 @@ needs_rescale(PyObject *exposure, long long minute, double exponent)
     return (double)(minute - ref_minute) / half_life > exponent;
 }
 
-/* Whether the stream has open insights; -1 on error. */
+/* Appends the rows of ``buffer`` and the stream's ``open_rows`` (count 0 unless in the buffer),
+ * summed per row and sorted, as the Python step's ``active`` dict; 1 when the stream has open
+ * insights, -1 on error. */
 static int
-has_open_rows(PyObject *stream)
-{
-    PyObject *open_rows = native_getattr(stream, "open_rows");
-    if (open_rows == NULL) {
-        return -1;
-    }
-    Py_ssize_t size = PyObject_Size(open_rows);
-    Py_DECREF(open_rows);
-    return size < 0 ? -1 : size > 0;
-}
-
-/* Appends the buffer's rows, summed per row and sorted; 1 when a row is in ``open``. */
-static int
-gather_buffer(PyObject *buffer, PyObject *open, Gathered *g)
+gather_rows(PyObject *stream, PyObject *buffer, Gathered *g)
 {
     if (!PyDict_Check(buffer)) {
         PyErr_SetString(PyExc_TypeError, "a minute buffer must be a dict");
         return -1;
     }
+    PyObject *open_rows = native_getattr(stream, "open_rows");
+    if (open_rows == NULL) {
+        return -1;
+    }
+    PyObject *iter = PyObject_GetIter(open_rows), *row_obj;
+    Py_DECREF(open_rows);
+    if (iter == NULL) {
+        return -1;
+    }
     Py_ssize_t first = g->size, pos = 0;
+    int has_open = 0, status = 0;
+    while (status == 0 && (row_obj = PyIter_Next(iter)) != NULL) {
+        long long row = PyLong_AsLongLong(row_obj);
+        Py_DECREF(row_obj);
+        status = (row == -1 && PyErr_Occurred()) || push(g, row, 0, 1) < 0 ? -1 : 0;
+        has_open = 1;
+    }
+    Py_DECREF(iter);
+    if (status < 0 || PyErr_Occurred()) {
+        return -1;
+    }
     PyObject *key, *value;
     while (PyDict_Next(buffer, &pos, &key, &value)) {
         if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 4) {
@@ -112,7 +128,7 @@ gather_buffer(PyObject *buffer, PyObject *open, Gathered *g)
         }
         long long row = PyLong_AsLongLong(PyTuple_GET_ITEM(key, 0));
         long long count = PyLong_AsLongLong(value);
-        if (PyErr_Occurred() || push(g, row, count) < 0) {
+        if (PyErr_Occurred() || push(g, row, count, 0) < 0) {
             return -1;
         }
     }
@@ -122,28 +138,18 @@ gather_buffer(PyObject *buffer, PyObject *open, Gathered *g)
     for (Py_ssize_t i = 0; i < n; i++) {
         if (kept && rows[kept - 1].row == rows[i].row) {
             rows[kept - 1].count += rows[i].count;
+            rows[kept - 1].open |= rows[i].open;
         } else {
             rows[kept++] = rows[i];
         }
     }
     g->size = first + kept;
-    if (PyDict_GET_SIZE(open) == 0) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < kept; i++) {
-        PyObject *row = PyLong_FromLongLong(rows[i].row);
-        int found = row == NULL ? -1 : PyDict_Contains(open, row);
-        Py_XDECREF(row);
-        if (found != 0) {
-            return found;
-        }
-    }
-    return 0;
+    return has_open;
 }
 
+/* A new numpy array of ``shape`` (a new reference, stolen) holding a copy of ``bytes`` bytes. */
 static PyObject *
-new_array(PyObject *const *tools, PyObject *shape, int dtype, void **data, Py_ssize_t count,
-          const char *formats, Py_ssize_t itemsize)
+array_of(PyObject *const *tools, PyObject *shape, int dtype, const void *data, Py_ssize_t bytes)
 {
     if (shape == NULL) {
         return NULL;
@@ -151,26 +157,105 @@ new_array(PyObject *const *tools, PyObject *shape, int dtype, void **data, Py_ss
     PyObject *array = PyObject_CallFunctionObjArgs(tools[T_EMPTY], shape, tools[dtype], NULL);
     Py_DECREF(shape);
     Py_buffer view;
-    if (array == NULL || native_get_array(array, &view, "array", formats, itemsize, count, 1) < 0) {
+    if (array == NULL || PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
         Py_XDECREF(array);
         return NULL;
     }
-    *data = view.buf; /* the array owns the memory; the view only checked it */
+    if (view.len != bytes) {
+        PyBuffer_Release(&view);
+        Py_DECREF(array);
+        PyErr_SetString(PyExc_ValueError, "close_step: an array of the wrong size");
+        return NULL;
+    }
+    memcpy(view.buf, data, (size_t)bytes);
     PyBuffer_Release(&view);
     return array;
 }
 
-/* ``planes[lo:lo + 3].T``: one plane group as an (n, scales) view. */
-static PyObject *
-planes_view(PyObject *planes, Py_ssize_t lo)
+/* The memory of a step with n rows and n_items stream-minutes (one block, 8-byte aligned). */
+typedef struct {
+    long long *rows, *item, *minute;
+    double *counts, *planes, *scratch, *scores, *work;
+    char *needed, *guarded;
+    Py_ssize_t *positions;
+    void *block;
+} StepMemory;
+
+static int
+step_memory(StepMemory *m, Py_ssize_t n, Py_ssize_t n_items)
 {
-    PyObject *rows = PySequence_GetSlice(planes, lo, lo + N_SCALES);
-    if (rows == NULL) {
-        return NULL;
+    Py_ssize_t words[] = {n, n, n, n, N_PLANES * n, n_items + 5 * n, N_SCALES * n,
+                          NATIVE_TAIL_WORK_ROWS * N_SCALES * n, N_SCALES * n + 1,
+                          (N_SCALES * n + 7) / 8, (n + 7) / 8};
+    Py_ssize_t total = 0;
+    for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+        total += words[k];
     }
-    PyObject *view = native_getattr(rows, "T");
-    Py_DECREF(rows);
-    return view;
+    char *block = PyMem_Calloc((size_t)total + 1, 8);
+    if (block == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    m->block = block;
+    char *at = block;
+#define TAKE(field, k) (m->field = (void *)at, at += 8 * words[k])
+    TAKE(rows, 0);
+    TAKE(item, 1);
+    TAKE(minute, 2);
+    TAKE(counts, 3);
+    TAKE(planes, 4);
+    TAKE(scratch, 5);
+    TAKE(scores, 6);
+    TAKE(work, 7);
+    TAKE(positions, 8);
+    TAKE(needed, 9);
+    TAKE(guarded, 10);
+#undef TAKE
+    return 0;
+}
+
+/* The arrays a Start needs, as the Python step makes them:
+ * (rows, counts, item, minute, planes, scratch, needed, scores). */
+static PyObject *
+start_arrays(PyObject *const *tools, const StepMemory *m, Py_ssize_t n, Py_ssize_t n_items)
+{
+    PyObject *arrays[8] = {NULL};
+    PyObject *result = NULL;
+    arrays[0] = array_of(tools, PyLong_FromSsize_t(n), T_I64, m->rows, 8 * n);
+    arrays[1] = arrays[0] ? array_of(tools, PyLong_FromSsize_t(n), T_F64, m->counts, 8 * n) : NULL;
+    arrays[2] = arrays[1] ? array_of(tools, PyLong_FromSsize_t(n), T_I64, m->item, 8 * n) : NULL;
+    arrays[3] = arrays[2] ? array_of(tools, PyLong_FromSsize_t(n), T_I64, m->minute, 8 * n) : NULL;
+    arrays[4] = arrays[3] ? array_of(tools, Py_BuildValue("(nn)", (Py_ssize_t)N_PLANES, n),
+                                     T_F64, m->planes, 8 * N_PLANES * n)
+                          : NULL;
+    arrays[5] = arrays[4] ? array_of(tools, PyLong_FromSsize_t(n_items + 5 * n), T_F64,
+                                     m->scratch, 8 * (n_items + 5 * n))
+                          : NULL;
+    arrays[6] = arrays[5] ? array_of(tools, Py_BuildValue("(nn)", n, (Py_ssize_t)N_SCALES),
+                                     T_BOOL, m->needed, N_SCALES * n)
+                          : NULL;
+    arrays[7] = arrays[6] ? array_of(tools, Py_BuildValue("(nn)", n, (Py_ssize_t)N_SCALES),
+                                     T_F64, m->scores, 8 * N_SCALES * n)
+                          : NULL;
+    if (arrays[7] != NULL) {
+        result = PyTuple_New(8);
+    }
+    for (int k = 0; k < 8; k++) {
+        if (result != NULL) {
+            PyTuple_SET_ITEM(result, k, arrays[k]);
+        } else {
+            Py_XDECREF(arrays[k]);
+        }
+    }
+    return result;
+}
+
+/* A plane group of the step's planes, as the (n, scales) grid ``planes[lo:lo + 3].T``. */
+static NativeGrid
+plane_grid(const double *planes, Py_ssize_t lo, Py_ssize_t n)
+{
+    NativeGrid g = {(const char *)(planes + lo * n), n, N_SCALES, 8, 8 * n};
+    return g;
 }
 
 /* StreamState.remember: keep the buffer for look-back, drop minutes at or before the cutoff. */
@@ -209,31 +294,59 @@ remember(PyObject *stream, PyObject *minute_obj, long long minute, PyObject *buf
     return status;
 }
 
+/* What the open insights of a learned step observe: (item, row, count, mu, (phi per scale))
+ * for each open row, in the step's order. */
+static PyObject *
+observations(const StepMemory *m, Py_ssize_t n)
+{
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        if (!m->guarded[i]) {
+            continue;
+        }
+        const double *planes = m->planes;
+        PyObject *seen = Py_BuildValue(
+            "(LLLd(ddd))", m->item[i], m->rows[i], (long long)m->counts[i], planes[P_MU * n + i],
+            planes[P_PHI * n + i], planes[(P_PHI + 1) * n + i], planes[(P_PHI + 2) * n + i]);
+        if (seen == NULL || PyList_Append(out, seen) < 0) {
+            Py_CLEAR(out);
+        }
+        Py_XDECREF(seen);
+    }
+    return out;
+}
+
 PyObject *
 native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 11) {
-        return native_usage_error("close_step(batch, table, open, ids, weights, intern, "
-                                  "min_excess, start_score, rescale_exponent, lookback, tools)");
+    (void)module;
+    if (nargs != 10) {
+        return native_usage_error("close_step(batch, table, ids, weights, intern, min_excess, "
+                                  "start_score, rescale_exponent, lookback, tools)");
     }
-    PyObject *batch = args[0], *table = args[1], *open = args[2], *tools_obj = args[10];
-    double start_score = PyFloat_AsDouble(args[7]);
-    double exponent = PyFloat_AsDouble(args[8]);
-    long long lookback = PyLong_AsLongLong(args[9]);
+    PyObject *batch = args[0], *tools_obj = args[9];
+    double min_excess = PyFloat_AsDouble(args[5]);
+    double start_score = PyFloat_AsDouble(args[6]);
+    double exponent = PyFloat_AsDouble(args[7]);
+    long long lookback = PyLong_AsLongLong(args[8]);
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyList_Check(batch) || !PyDict_Check(open) || !PyTuple_Check(tools_obj) ||
-        PyTuple_GET_SIZE(tools_obj) != T_COUNT) {
-        return native_usage_error("close_step(batch: list, table, open: dict, ..., tools: tuple)");
+    if (!PyList_Check(batch) || !PyTuple_Check(tools_obj) || PyTuple_GET_SIZE(tools_obj) != T_COUNT) {
+        return native_usage_error("close_step(batch: list, table, ..., tools: tuple)");
+    }
+    if (!native_loops_ready()) {
+        return NULL;
     }
     PyObject *const *tools = &PyTuple_GET_ITEM(tools_obj, 0);
     Py_ssize_t n_items = PyList_GET_SIZE(batch);
     PyObject *result = NULL, *exposures = NULL, *minutes = NULL, *buffers = NULL;
-    PyObject *rows = NULL, *counts = NULL, *item = NULL, *minute = NULL, *planes = NULL;
-    PyObject *scratch = NULL, *needed = NULL, *scores = NULL, *work = NULL, *guarded = NULL;
-    PyObject *x = NULL, *lam = NULL, *phi = NULL, *weights = NULL, *done = NULL;
+    PyObject *weights = NULL, *done = NULL;
+    NativeTable table;
+    memset(&table, 0, sizeof(table));
+    StepMemory m = {0};
     Gathered g = {NULL, 0, 0};
+    int any_open = 0;
     Py_ssize_t *bounds = PyMem_Calloc((size_t)n_items + 1, sizeof(Py_ssize_t));
     long long *minute_of = PyMem_Calloc((size_t)n_items + 1, sizeof(long long));
     exposures = PyList_New(n_items);
@@ -264,114 +377,69 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
         PyList_SET_ITEM(exposures, i, exposure);
-        int skip = has_open_rows(stream);
-        if (skip == 0) {
-            skip = needs_rescale(exposure, minute_of[i] + 1, exponent);
-        }
-        if (skip == 0) {
-            skip = gather_buffer(buffer, open, &g);
-        }
-        if (skip < 0) {
+        int skip = needs_rescale(exposure, minute_of[i] + 1, exponent);
+        int has_open = skip == 0 ? gather_rows(stream, buffer, &g) : 0;
+        if (skip < 0 || has_open < 0) {
             goto done;
         }
         if (skip) {
             result = Py_NewRef(Py_None);
             goto done;
         }
+        any_open |= has_open;
         bounds[i + 1] = g.size;
         PyList_SET_ITEM(minutes, i, Py_NewRef(at));
         PyList_SET_ITEM(buffers, i, Py_NewRef(buffer));
     }
-    /* 2. the arrays of the step */
+    /* 2. the step's memory */
     Py_ssize_t n = g.size;
-    long long *rows_p, *item_p, *minute_p;
-    double *counts_p, *planes_p, *scores_p;
-    char *guarded_p;
-    void *unused;
-    rows = new_array(tools, PyLong_FromSsize_t(n), T_I64, (void **)&rows_p, n, I64, 8);
-    counts = rows == NULL ? NULL
-                          : new_array(tools, PyLong_FromSsize_t(n), T_F64, (void **)&counts_p, n,
-                                      F64, 8);
-    item = counts == NULL ? NULL
-                          : new_array(tools, PyLong_FromSsize_t(n), T_I64, (void **)&item_p, n,
-                                      I64, 8);
-    minute = item == NULL ? NULL
-                          : new_array(tools, PyLong_FromSsize_t(n), T_I64, (void **)&minute_p, n,
-                                      I64, 8);
-    planes = minute == NULL ? NULL
-                            : new_array(tools, Py_BuildValue("(nn)", (Py_ssize_t)N_PLANES, n),
-                                        T_F64, (void **)&planes_p, N_PLANES * n, F64, 8);
-    needed = planes == NULL ? NULL
-                            : new_array(tools, Py_BuildValue("(nn)", n, (Py_ssize_t)N_SCALES),
-                                        T_BOOL, &unused, N_SCALES * n, BOOL, 1);
-    scratch = needed == NULL ? NULL
-                             : new_array(tools, PyLong_FromSsize_t(n_items + 5 * n), T_F64,
-                                         &unused, n_items + 5 * n, F64, 8);
-    scores = scratch == NULL ? NULL
-                             : new_array(tools, Py_BuildValue("(nn)", n, (Py_ssize_t)N_SCALES),
-                                         T_F64, (void **)&scores_p, N_SCALES * n, F64, 8);
-    work = scores == NULL ? NULL
-                          : new_array(tools,
-                                      Py_BuildValue("(nn)", (Py_ssize_t)W_ROWS, N_SCALES * n),
-                                      T_F64, &unused, W_ROWS * N_SCALES * n, F64, 8);
-    if (work == NULL) {
+    if (step_memory(&m, n, n_items) < 0 || native_open_table(args[1], &table) < 0) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < n_items; i++) {
         for (Py_ssize_t j = bounds[i]; j < bounds[i + 1]; j++) {
-            rows_p[j] = g.data[j].row;
-            counts_p[j] = (double)g.data[j].count;
-            item_p[j] = i;
-            minute_p[j] = minute_of[i];
+            m.rows[j] = g.data[j].row;
+            m.counts[j] = (double)g.data[j].count;
+            m.item[j] = i;
+            m.minute[j] = minute_of[i];
+            m.guarded[j] = (char)g.data[j].open;
         }
     }
     /* 3. score: the baselines' side, then the tail scores */
-    PyObject *min_excess = args[6];
-    PyObject *score_args[11] = {table,       rows,    counts,  item,    exposures, minutes,
-                                min_excess,  tools[T_EXP2], scratch, planes, needed};
-    done = native_score_minutes(module, score_args, 11);
-    if (done == NULL) {
+    if (native_check_rows(&table, m.rows, m.item, n, n_items) < 0 ||
+        native_score_core(&table, m.rows, m.counts, m.item, n, exposures, minutes, min_excess,
+                          m.scratch, m.planes, m.needed) < 0) {
         goto done;
     }
-    Py_CLEAR(done);
-    x = planes_view(planes, P_WINDOW);
-    lam = x == NULL ? NULL : planes_view(planes, P_LAM);
-    phi = lam == NULL ? NULL : planes_view(planes, P_SCORE_PHI);
-    if (phi == NULL) {
-        goto done;
-    }
-    PyObject *tail_args[9] = {x,    lam,  phi, needed, scores, work, tools[T_GAMMAINC],
-                              tools[T_BETAINC], tools[T_LOG10]};
-    done = native_tail_scores(module, tail_args, 9);
-    if (done == NULL) {
-        goto done;
-    }
-    Py_CLEAR(done);
-    for (Py_ssize_t k = 0; k < N_SCALES * n; k++) {
-        if (scores_p[k] >= start_score) {
-            result = PyTuple_Pack(8, rows, counts, item, minute, planes, scratch, needed, scores);
-            goto done;
+    NativeGrid x = plane_grid(m.planes, P_WINDOW, n), lam = plane_grid(m.planes, P_LAM, n);
+    NativeGrid phi = plane_grid(m.planes, P_SCORE_PHI, n);
+    NativeGrid where = {m.needed, n, N_SCALES, N_SCALES, 1};
+    native_tail_core(&x, &lam, &phi, &where, m.scores, m.work, m.positions);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        for (Py_ssize_t s = 0; s < N_SCALES && !m.guarded[i]; s++) { /* open rows never start */
+            double window = m.planes[(P_WINDOW + s) * n + i];
+            double expected = m.planes[(P_LAM + s) * n + i];
+            if (m.scores[i * N_SCALES + s] >= start_score &&
+                window - floor(expected) >= min_excess) {
+                result = start_arrays(tools, &m, n, n_items);
+                goto done;
+            }
         }
     }
-    /* 4. nothing starts: learn every row, merge the buffers, remember them */
-    guarded = new_array(tools, PyLong_FromSsize_t(n), T_BOOL, (void **)&guarded_p, n, BOOL, 1);
-    if (guarded == NULL) {
-        goto done;
-    }
-    memset(guarded_p, 0, (size_t)n);
-    PyObject *learn_args[7] = {table, rows, counts, scores, guarded, minute, planes};
-    done = native_learn_minutes(module, learn_args, 7);
-    if (done == NULL) {
-        goto done;
-    }
-    Py_CLEAR(done);
+    /* 4. nothing starts: learn every row (open ones guarded), merge the others' buffers,
+     * remember them all */
+    native_learn_core(&table, m.rows, m.counts, m.scores, m.guarded, m.minute, m.planes, n);
+    native_close_table(&table);
     weights = PyDict_New();
     if (weights == NULL) {
         goto done;
     }
     for (Py_ssize_t j = 0; j < n; j++) {
-        PyObject *row = PyLong_FromLongLong(rows_p[j]);
-        PyObject *decay = row == NULL ? NULL : PyFloat_FromDouble(planes_p[P_DECAY * n + j]);
+        if (m.guarded[j]) {
+            continue;
+        }
+        PyObject *row = PyLong_FromLongLong(m.rows[j]);
+        PyObject *decay = row == NULL ? NULL : PyFloat_FromDouble(m.planes[P_DECAY * n + j]);
         int status = decay == NULL ? -1 : PyDict_SetItem(weights, row, decay);
         Py_XDECREF(row);
         Py_XDECREF(decay);
@@ -379,7 +447,7 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    PyObject *merge_args[5] = {args[3], args[4], buffers, weights, args[5]};
+    PyObject *merge_args[5] = {args[2], args[3], buffers, weights, args[4]};
     done = native_merge_buffers(module, merge_args, 5);
     if (done == NULL) {
         goto done;
@@ -392,27 +460,16 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    result = Py_NewRef(Py_False);
+    result = any_open ? observations(&m, n) : Py_NewRef(Py_False);
 done:
+    native_close_table(&table);
+    PyMem_Free(m.block);
     PyMem_Free(g.data);
     PyMem_Free(bounds);
     PyMem_Free(minute_of);
     Py_XDECREF(exposures);
     Py_XDECREF(minutes);
     Py_XDECREF(buffers);
-    Py_XDECREF(rows);
-    Py_XDECREF(counts);
-    Py_XDECREF(item);
-    Py_XDECREF(minute);
-    Py_XDECREF(planes);
-    Py_XDECREF(scratch);
-    Py_XDECREF(needed);
-    Py_XDECREF(scores);
-    Py_XDECREF(work);
-    Py_XDECREF(guarded);
-    Py_XDECREF(x);
-    Py_XDECREF(lam);
-    Py_XDECREF(phi);
     Py_XDECREF(weights);
     Py_XDECREF(done);
     return result;

@@ -482,7 +482,6 @@ class BaselineTable:
                 exposures,
                 minutes,
                 min_excess,
-                np.exp2,
                 scratch,
                 planes,
                 needed,

@@ -15,7 +15,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from insights import native
 from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
@@ -43,6 +42,9 @@ logger = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 KeyTuple = tuple[str, str, str, str, str, str]
+#: What an open insight observes of a step the C accelerator learned:
+#: (index in the step, row, count, mu, dispersion per scale).
+Observation = tuple[int, int, int, float, tuple[float, float, float]]
 RouteKey = tuple[object, ...]
 
 _CALL: Final = "ApiCallRateInsight"
@@ -138,12 +140,8 @@ class InsightEngine:
         self._table = BaselineTable(cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes)
         self._attrs = AttributionTable()
         self._names = Interner()
-        #: the numpy and scipy functions and dtypes the C closing step calls and makes arrays of
+        #: what the C closing step makes the arrays of a possible Start with
         self._step_tools = (
-            np.exp2,
-            special.gammainc,
-            special.betainc,
-            np.log10,
             np.empty,
             np.dtype(np.int64),
             np.dtype(np.float64),
@@ -518,26 +516,29 @@ class InsightEngine:
         """Score, learn and decide one minute of each stream in ``batch``, vectorized over rows."""
         fast = native.module
         if fast is not None:
-            with np.errstate(all="ignore"):  # as nb_tail_score runs it
-                done = fast.close_step(
-                    batch,
-                    self._table,
-                    self._open,
-                    self._attrs.ids,
-                    self._attrs.weights,
-                    self._names.id,
-                    self._thresholds.min_excess,
-                    self._thresholds.start_score,
-                    _RESCALE_EXPONENT,
-                    _LOOKBACK,
-                    self._step_tools,
-                )
-            if done is False:  # the whole step ran in C: nothing started
+            done = fast.close_step(
+                batch,
+                self._table,
+                self._attrs.ids,
+                self._attrs.weights,
+                self._names.id,
+                self._thresholds.min_excess,
+                self._thresholds.start_score,
+                _RESCALE_EXPONENT,
+                _LOOKBACK,
+                self._step_tools,
+            )
+            if done is False:  # the whole step ran in C: nothing started, nothing open
                 return []
-            if isinstance(done, tuple):  # scored in C; a score reached the Start threshold
+            if isinstance(done, list):  # learned in C; the open insights observe here
+                return self._observe_step(batch, done)
+            if isinstance(done, tuple):  # scored in C: a Start is possible
                 rows, counts, item, minute, planes, scratch, needed, scores = done
                 scored = ScoredMinutes.from_planes(minute, planes, scratch, len(batch), needed)
-                return self._decide(batch, rows, counts, item, None, scored, scores)
+                spans = None  # the rows of each stream-minute, where insights are open
+                if any(stream.open_rows for stream, _, _ in batch):
+                    spans = np.searchsorted(item, np.arange(len(batch) + 1)).tolist()
+                return self._decide(batch, rows, counts, item, spans, scored, scores)
         row_list: list[int] = []
         count_list: list[int] = []
         item_list: list[int] = []
@@ -729,28 +730,60 @@ class InsightEngine:
         """Feed the minute to ``stream``'s open insights (its rows are ``rows[lo:hi]``)."""
         if not stream.open_rows:
             return []
-        mu = expected.mu
         index = {r: lo + i for i, r in enumerate(rows[lo:hi].tolist())}
+        seen = []
+        for row in sorted(stream.open_rows):
+            i = index[row]
+            phi = expected.phi[i]
+            seen.append(
+                (
+                    row,
+                    int(counts[i]),
+                    float(expected.mu[i]),
+                    (float(phi[0]), float(phi[1]), float(phi[2])),
+                )
+            )
+        return self._observe(stream, minute, buffer, seen)
+
+    def _observe_step(
+        self, batch: list[tuple[StreamState, int, MinuteBuffer]], observed: list[Observation]
+    ) -> list[InsightRecord]:
+        """Feed a step the C accelerator learned to its open insights: ``observed`` holds
+        (item, row, count, mu, phi per scale) of every open row, in the step's order."""
+        records: list[InsightRecord] = []
+        start = 0
+        while start < len(observed):
+            index = observed[start][0]
+            end = start
+            while end < len(observed) and observed[end][0] == index:
+                end += 1
+            stream, minute, buffer = batch[index]
+            seen = [(row, count, mu, phi) for _, row, count, mu, phi in observed[start:end]]
+            records.extend(self._observe(stream, minute, buffer, seen))
+            start = end
+        return records
+
+    def _observe(
+        self,
+        stream: StreamState,
+        minute: int,
+        buffer: MinuteBuffer,
+        seen: list[tuple[int, int, float, tuple[float, float, float]]],
+    ) -> list[InsightRecord]:
+        """Feed the minute to ``stream``'s open insights: ``seen`` holds (row, count, mu, phi per
+        scale) of each, in row order."""
         for (row, principal, agent, error), count in buffer.items():
             insight = self._open.get(row)
             if insight is not None:
                 insight.attribution.add(principal, agent, error, count)
         records: list[InsightRecord] = []
-        for row in sorted(stream.open_rows):
+        for row, count, mu, phi in seen:
             insight = self._open[row]
-            i = index[row]
-            scale_index = SCALES.index(insight.scale)
-            ends = insight.observe(
-                minute,
-                int(counts[i]),
-                float(mu[i]),
-                float(expected.phi[i, 0]),
-                float(expected.phi[i, scale_index]),
-            )
+            ends = insight.observe(minute, count, mu, phi[0], phi[SCALES.index(insight.scale)])
             too_long = minute + 1 - insight.start_minute >= self.config.max_insight_minutes
             if ends or too_long:
                 reason = "max_duration" if too_long and not ends else "back_to_baseline"
-                records.append(self._end(stream, insight, minute, float(mu[i]), reason))
+                records.append(self._end(stream, insight, minute, mu, reason))
         return records
 
     def _end(

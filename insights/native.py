@@ -18,7 +18,8 @@ present (``setup.py``). They cover the hot paths, each for the common case only:
   for :meth:`insights.engine.InsightEngine.process_many` (read-only calls without an error).
 
 The pure-Python code stays the reference: results are the same bits either way (numpy's
-arithmetic in numpy's order, numpy's and scipy's own ufuncs for every transcendental function;
+arithmetic in numpy's order, numpy's and scipy's own ufunc loops for every transcendental
+function, called directly by C on contiguous doubles;
 ``tests/unit/insights/test_native.py`` runs both). Set :data:`module` to ``None`` to run the
 pure-Python code.
 """
@@ -30,7 +31,7 @@ import logging
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 5
+ABI = 6
 
 try:
     from insights import _native
@@ -47,6 +48,19 @@ if _native is not None and getattr(_native, "ABI", None) != ABI:
         ABI,
     )
     _native = None  # type: ignore[assignment]
+
+if _native is not None:
+    # the closing step calls numpy's and scipy's ufunc loops directly (the same code the ufuncs
+    # run, without their per-call cost); a numpy whose ufuncs it cannot read runs pure Python
+    import numpy as np
+    from scipy import special
+
+    if not _native.set_loops(np.exp2, special.gammainc, special.betainc, np.log10):
+        logging.getLogger(__name__).warning(
+            "insights._native cannot find the double loops of numpy %s's ufuncs: not used",
+            np.__version__,
+        )
+        _native = None  # type: ignore[assignment]
 
 #: The compiled module, or None (the pure-Python code).
 module = _native

@@ -56,9 +56,6 @@ def nb_tail_score(
                 where,
                 out,
                 np.empty((6, x.size), dtype=np.float64),
-                special.gammainc,
-                special.betainc,
-                np.log10,
             )
         return out
     x, lam, phi = _same_shape_floats(x, lam, phi)
