@@ -284,9 +284,10 @@ read_items(PyObject *exposures, PyObject *minutes, Item *items, Py_ssize_t count
     return 0;
 }
 
-/* StreamExposure.add_minute(minute, weight) for one item, after the step has read it. */
+/* StreamExposure._add_run(start, end, first): the minutes [start, end) of one hour, ``first``
+ * the weight of ``start`` (add_minute is the run of one minute). */
 static int
-account_minute(PyObject *exposure, long long minute, double first)
+account_run(PyObject *exposure, long long start, long long end, double first)
 {
     double half_life, total;
     if (attr_double(exposure, "half_life", &half_life) < 0 ||
@@ -297,11 +298,11 @@ account_minute(PyObject *exposure, long long minute, double first)
     if (exposure_slots(exposure, &view, 1) < 0) {
         return -1;
     }
-    /* as Python computes it: ratio ** 1 is pow(ratio, 1.0) */
+    /* as Python computes it: ratio ** (end - start) is pow(ratio, float(end - start)) */
     double ratio = pow(2.0, 1.0 / half_life);
-    double weight = first * (pow(ratio, 1.0) - 1.0) / (ratio - 1.0);
+    double weight = first * (pow(ratio, (double)(end - start)) - 1.0) / (ratio - 1.0);
     double *cells = view.buf;
-    int slot = slot_of(minute);
+    int slot = slot_of(start);
     cells[slot] = cells[slot] + weight;
     PyBuffer_Release(&view);
     PyObject *value = PyFloat_FromDouble(total + weight);
@@ -311,6 +312,29 @@ account_minute(PyObject *exposure, long long minute, double first)
     int set = native_setattr(exposure, "total", value);
     Py_DECREF(value);
     return set;
+}
+
+int
+native_add_minutes(PyObject *exposure, long long start, long long end)
+{
+    long long ref;
+    double half_life;
+    if (attr_long(exposure, "ref_minute", &ref) < 0 ||
+        attr_double(exposure, "half_life", &half_life) < 0) {
+        return -1;
+    }
+    for (long long minute = start; minute < end;) {
+        long long chunk_end = floor_div(minute, 60) * 60 + 60;
+        chunk_end = chunk_end < end ? chunk_end : end;
+        double first = (double)(minute - ref) / half_life;
+        double *in_place[2] = {&first, &first};
+        native_loop_run(LOOP_EXP2, in_place, 1);
+        if (account_run(exposure, minute, chunk_end, first) < 0) {
+            return -1;
+        }
+        minute = chunk_end;
+    }
+    return 0;
 }
 
 /* The buckets of rows that closed (BaselineTable.flush_buckets' selection), with exponents. */
@@ -451,7 +475,7 @@ native_score_core(NativeTable *t, const long long *rows, const double *counts,
         items[j].decay = scratch[k++];
     }
     for (Py_ssize_t j = 0; j < n_items; j++) {
-        if (account_minute(PySequence_Fast_GET_ITEM(exposures, j), items[j].minute,
+        if (account_run(PySequence_Fast_GET_ITEM(exposures, j), items[j].minute, items[j].minute + 1,
                            items[j].decay) < 0) {
             goto done;
         }

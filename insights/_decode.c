@@ -632,6 +632,8 @@ index_batch(Reader *r, SpanBuffer *buf)
 
 /* Index one message: a batch when it begins with the batch prefix (as events.py decides),
  * else a single record. Needs no GIL. */
+static void mark_clock_only(SpanBuffer *buf, Py_ssize_t first);
+
 void
 decode_index_message(const unsigned char *data, Py_ssize_t size, int batch, SpanBuffer *buf,
               MessageSpans *out)
@@ -645,6 +647,7 @@ decode_index_message(const unsigned char *data, Py_ssize_t size, int batch, Span
         buf->count = out->first;
     }
     out->count = buf->count - out->first;
+    mark_clock_only(buf, out->first);
 }
 
 /* ------------------------------------------------------------------ building (GIL) */
@@ -775,33 +778,94 @@ is_clock_only(const RecordSpans *rec, long long *seconds)
     return 1;
 }
 
+static int
+same_span(const Span *a, const Span *b)
+{
+    return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+}
+
+/* Whether each record of a message from ``first`` on is clock-only, and which account-Region
+ * of the message it has (no GIL needed: the reader thread does it while the record is in its
+ * cache, so that the owner does not read the record's text again). */
+static void
+mark_clock_only(SpanBuffer *buf, Py_ssize_t first)
+{
+    const RecordSpans *places[MAX_PLACES];
+    int n_places = 0;
+    const int account = clock_field[C_ACCOUNT], region = clock_field[C_REGION];
+    for (Py_ssize_t i = first; i < buf->count; i++) {
+        RecordSpans *rec = &buf->items[i];
+        long long seconds;
+        rec->clock_seconds = is_clock_only(rec, &seconds) ? seconds : -1;
+        rec->place = -1;
+        rec->place_new = 0;
+        if (rec->clock_seconds < 0) {
+            continue;
+        }
+        for (int k = 0; k < n_places && rec->place < 0; k++) {
+            if (same_span(&rec->top[account], &places[k]->top[account]) &&
+                same_span(&rec->top[region], &places[k]->top[region])) {
+                rec->place = k;
+            }
+        }
+        if (rec->place < 0 && n_places < MAX_PLACES) {
+            places[n_places] = rec;
+            rec->place = n_places++;
+            rec->place_new = 1;
+        }
+    }
+}
+
+/* The account and Region strings of the message's account-Regions so far. */
+typedef struct {
+    PyObject *account, *region;
+} Place;
+
+static void
+clear_places(Place *places)
+{
+    for (int k = 0; k < MAX_PLACES; k++) {
+        Py_CLEAR(places[k].account);
+        Py_CLEAR(places[k].region);
+    }
+}
+
 /* Append ``rec`` to ``clock`` if it is clock-only: 1 appended, 0 not, -1 error. */
 static int
-append_clock_only(PyObject *clock, PyObject *owner, const RecordSpans *rec)
+append_clock_only(PyObject *clock, PyObject *owner, const RecordSpans *rec, Place *places)
 {
-    long long seconds;
-    if (!is_clock_only(rec, &seconds)) {
+    if (rec->clock_seconds < 0) {
         return 0;
     }
-    const Span *a = &rec->top[clock_field[C_ACCOUNT]], *r = &rec->top[clock_field[C_REGION]];
-    PyObject *account = make_string(a->s, a->n, 1, a->slot);
-    PyObject *region = account == NULL ? NULL : make_string(r->s, r->n, 1, r->slot);
-    ClockEntry *entry = region == NULL ? NULL : native_clock_push(clock);
-    if (entry == NULL) {
-        Py_XDECREF(account);
-        Py_XDECREF(region);
-        return -1;
+    Place fresh = {NULL, NULL}, *place = rec->place >= 0 ? &places[rec->place] : &fresh;
+    if (rec->place_new || place->account == NULL) {
+        const Span *a = &rec->top[clock_field[C_ACCOUNT]], *r = &rec->top[clock_field[C_REGION]];
+        PyObject *account = make_string(a->s, a->n, 1, a->slot);
+        PyObject *region = account == NULL ? NULL : make_string(r->s, r->n, 1, r->slot);
+        if (region == NULL) {
+            Py_XDECREF(account);
+            return -1;
+        }
+        Py_XSETREF(place->account, account);
+        Py_XSETREF(place->region, region);
     }
-    *entry = (ClockEntry){Py_NewRef(owner), rec->text, rec->len, seconds, account, region};
-    return 1;
+    ClockEntry *entry = native_clock_push(clock);
+    if (entry != NULL) {
+        *entry = (ClockEntry){Py_NewRef(owner), rec->text, rec->len, rec->clock_seconds,
+                              Py_NewRef(place->account), Py_NewRef(place->region)};
+    }
+    Py_XDECREF(fresh.account);
+    Py_XDECREF(fresh.region);
+    return entry == NULL ? -1 : 1;
 }
 
 /* One record of a message: its struct, or CLOCK_ONLY once appended to ``clock``. */
 static int
-build_record(const RecordSpans *rec, PyObject *clock, PyObject *owner, PyObject **record)
+build_record(const RecordSpans *rec, PyObject *clock, PyObject *owner, Place *places,
+             PyObject **record)
 {
     if (clock != NULL) {
-        int appended = append_clock_only(clock, owner, rec);
+        int appended = append_clock_only(clock, owner, rec, places);
         if (appended != 0) {
             *record = appended > 0 ? Py_NewRef(native_clock_marker) : NULL;
             return appended > 0 ? OK : FAIL;
@@ -818,24 +882,25 @@ decode_build_message(const SpanBuffer *buf, const MessageSpans *m, PyObject *clo
                      PyObject *owner)
 {
     PyObject *record = NULL;
+    Place places[MAX_PLACES] = {{NULL, NULL}};
     if (m->kind == MSG_RECORD) {
-        return build_record(&buf->items[m->first], clock, owner, &record) == OK ? record : NULL;
+        int status = build_record(&buf->items[m->first], clock, owner, places, &record);
+        clear_places(places);
+        return status == OK ? record : NULL;
     }
     Py_ssize_t appended = clock != NULL ? native_clock_count(clock) : 0;
     PyObject *records = PyList_New(m->count);
-    if (records == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < m->count; i++) {
-        if (build_record(&buf->items[m->first + i], clock, owner, &record) != OK) {
-            Py_DECREF(records);
+    for (Py_ssize_t i = 0; records != NULL && i < m->count; i++) {
+        if (build_record(&buf->items[m->first + i], clock, owner, places, &record) != OK) {
+            Py_CLEAR(records);
             if (clock != NULL) { /* the message is read again (or fails) as a whole */
                 native_clock_truncate(clock, appended);
             }
-            return NULL;
+            break;
         }
         PyList_SET_ITEM(records, i, record);
     }
+    clear_places(places);
     return records;
 }
 

@@ -7,6 +7,7 @@
 #define MAX_FIELDS 16
 #define MAX_NESTED 8
 #define NO_SLOT 0xFFFF
+#define MAX_PLACES 8
 
 /* 16 bytes: the reader thread writes ~20 per record and the owner reads them back. */
 typedef struct {
@@ -16,12 +17,17 @@ typedef struct {
     uint16_t slot; /* of the string cache, computed by the reader; NO_SLOT if not cached */
 } Span;
 
-/* Where one record's kept values are: its own fields and those of its nested struct. */
+/* Where one record's kept values are: its own fields and those of its nested struct. The
+ * reader also says whether it is clock-only, so that the owner need not read its text. */
 typedef struct {
-    Span top[MAX_FIELDS];
-    Span nested[MAX_NESTED];
     const unsigned char *text; /* the record's JSON object */
     Py_ssize_t len;
+    long long clock_seconds; /* its time when clock-only (see _clock.c), else -1 */
+    int place;     /* clock-only: which of the message's first MAX_PLACES account-Regions it
+                      has, or -1 (then the owner reads it) */
+    int place_new; /* the first record of the message with that one */
+    Span top[MAX_FIELDS];
+    Span nested[MAX_NESTED];
 } RecordSpans;
 
 /* A growable array of RecordSpans (PyMem_Raw*: usable without the GIL); ``owned`` once it

@@ -16,7 +16,7 @@
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
  *   set_loops(...), tail_scores(...): ufunc loops, negative-binomial tail scores (_stats.c)
- *   close_step(...): a whole closing step when no insight of it is open (_step.c)
+ *   close_step(...), next_batch(...): a closing step, a round of the drain (_step.c)
  *   decode_schema(...), decode_batch(data), decode_record(data): JSON into the events'
  *       structs for the common shapes, else None (msgspec decodes) (_decode.c)
  *   prepare(messages, max_bytes): the same read ahead on a reader thread (_readahead.c)
@@ -1022,6 +1022,8 @@ static PyMethodDef native_methods[] = {
      "BaselineTable.score_minutes: close buckets, expect, window, scales to score."},
     {"learn_minutes", (PyCFunction)(void (*)(void))native_learn_minutes, METH_FASTCALL,
      "BaselineTable.learn_minutes: learn a scored minute."},
+    {"next_batch", (PyCFunction)(void (*)(void))native_next_batch, METH_FASTCALL,
+     "A round of InsightEngine._drain: the next minute of each due stream, gaps skipped."},
     {"close_step", (PyCFunction)(void (*)(void))native_close_step, METH_FASTCALL,
      "InsightEngine._close_batch when no stream of the step has an open insight."},
     {"decode_schema", (PyCFunction)(void (*)(void))native_decode_schema, METH_FASTCALL,

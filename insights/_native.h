@@ -106,13 +106,16 @@ int native_check_rows(const NativeTable *t, const long long *rows, const long lo
 int native_score_core(NativeTable *t, const long long *rows, const double *counts,
                       const long long *item, Py_ssize_t n, PyObject *exposures, PyObject *minutes,
                       double min_excess, double *scratch, double *planes, char *needed);
+/* StreamExposure.add_minutes(start, end); -1 with an exception on error. */
+int native_add_minutes(PyObject *exposure, long long start, long long end);
 /* learn_minutes on checked rows. */
 void native_learn_core(NativeTable *t, const long long *rows, const double *counts,
                        const double *scores, const char *guarded, const long long *minutes,
                        const double *planes, Py_ssize_t n);
 
-/* _step.c: InsightEngine._close_batch when no stream of the step has an open insight. */
+/* _step.c: InsightEngine._close_batch in C, and a round of its _drain. */
 PyObject *native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *native_next_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* What a message read ahead was read as (native_prepared_take's ``kind``). */
 enum { NATIVE_RECORD = 1, NATIVE_BATCH = 2 };

@@ -75,6 +75,13 @@ def learn_minutes(
     minute: object,
     planes: object,
 ) -> None: ...
+def next_batch(
+    due: dict[Any, Any],
+    ahead: dict[Any, list[int]],
+    gap_piece: int,
+    rescale_exponent: float,
+    rebase: Callable[[Any, int], None],
+) -> list[Any]: ...
 def close_step(
     batch: list[Any],
     table: object,

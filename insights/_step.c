@@ -474,3 +474,218 @@ done:
     Py_XDECREF(done);
     return result;
 }
+
+/* ------------------------------------------------------------------ the drain's rounds */
+static int
+attr_ll(PyObject *obj, const char *name, long long *out)
+{
+    PyObject *value = native_getattr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    *out = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+set_ll(PyObject *obj, const char *name, long long value)
+{
+    PyObject *number = PyLong_FromLongLong(value);
+    int status = number == NULL ? -1 : native_setattr(obj, name, number);
+    Py_XDECREF(number);
+    return status;
+}
+
+/* InsightEngine._skip_empty: account the closed minutes [start, end) that no event fell in, in
+ * pieces of ``piece`` minutes, rebasing the stream (``rebase(stream, minute)``) where due. */
+static int
+skip_empty(PyObject *stream, long long start, long long end, long long piece, double exponent,
+           PyObject *rebase)
+{
+    while (start < end) {
+        long long stop = end < start + piece ? end : start + piece;
+        PyObject *exposure = native_getattr(stream, "exposure");
+        if (exposure == NULL) {
+            return -1;
+        }
+        int due = needs_rescale(exposure, stop, exponent);
+        Py_DECREF(exposure);
+        if (due < 0) {
+            return -1;
+        }
+        if (due) {
+            PyObject *minute = PyLong_FromLongLong(stop);
+            PyObject *done = minute == NULL ? NULL
+                                            : PyObject_CallFunctionObjArgs(rebase, stream, minute,
+                                                                           NULL);
+            Py_XDECREF(minute);
+            if (done == NULL) {
+                return -1;
+            }
+            Py_DECREF(done);
+        }
+        exposure = native_getattr(stream, "exposure"); /* the rebase may have replaced it */
+        if (exposure == NULL) {
+            return -1;
+        }
+        int status = native_add_minutes(exposure, start, stop);
+        Py_DECREF(exposure);
+        if (status < 0) {
+            return -1;
+        }
+        start = stop;
+    }
+    return 0;
+}
+
+/* ``sorted(pending, reverse=True)``: a stream's pending minutes, newest first. */
+static PyObject *
+newest_first(PyObject *pending)
+{
+    PyObject *minutes = PySequence_List(pending);
+    if (minutes != NULL && (PyList_Sort(minutes) < 0 || PyList_Reverse(minutes) < 0)) {
+        Py_CLEAR(minutes);
+    }
+    return minutes;
+}
+
+/* InsightEngine._next_to_close: 1 with the next minute of ``stream`` to score in ``out``, 0 when
+ * it has none, -1 on error; empty minutes are skipped. ``ahead`` holds the drain's sorted
+ * pending minutes of its streams. */
+static int
+next_to_close(PyObject *stream, PyObject *key, PyObject *pending, PyObject *ahead,
+              long long piece, double exponent, PyObject *rebase, long long *out)
+{
+    long long minute, target;
+    if (attr_ll(stream, "next_close", &minute) < 0 || attr_ll(stream, "closed_until", &target) < 0) {
+        return -1;
+    }
+    if (minute < target) {
+        PyObject *open_rows = native_getattr(stream, "open_rows");
+        Py_ssize_t open = open_rows == NULL ? -1 : PyObject_Size(open_rows);
+        Py_XDECREF(open_rows);
+        PyObject *at = open < 0 ? NULL : PyLong_FromLongLong(minute);
+        int has = at == NULL ? -1 : PyDict_Contains(pending, at);
+        Py_XDECREF(at);
+        if (has < 0) {
+            return -1;
+        }
+        if (open == 0 && !has) {
+            PyObject *sorted = PyDict_GetItemWithError(ahead, key); /* borrowed */
+            if (sorted == NULL) {
+                if (PyErr_Occurred() || (sorted = newest_first(pending)) == NULL) {
+                    return -1;
+                }
+                int set = PyDict_SetItem(ahead, key, sorted);
+                Py_DECREF(sorted); /* ``ahead`` holds it */
+                if (set < 0) {
+                    return -1;
+                }
+            }
+            long long gap_end = target;
+            while (PyList_GET_SIZE(sorted) > 0) {
+                Py_ssize_t last = PyList_GET_SIZE(sorted) - 1;
+                long long oldest = PyLong_AsLongLong(PyList_GET_ITEM(sorted, last));
+                if (oldest == -1 && PyErr_Occurred()) {
+                    return -1;
+                }
+                if (oldest >= minute) { /* else closed since (or behind next_close) */
+                    gap_end = oldest < target ? oldest : target;
+                    break;
+                }
+                if (PyList_SetSlice(sorted, last, last + 1, NULL) < 0) {
+                    return -1;
+                }
+            }
+            if (skip_empty(stream, minute, gap_end, piece, exponent, rebase) < 0) {
+                return -1;
+            }
+            minute = gap_end;
+            if (set_ll(stream, "next_close", minute) < 0) {
+                return -1;
+            }
+        }
+    }
+    if (minute >= target) {
+        return 0;
+    }
+    *out = minute;
+    return set_ll(stream, "next_close", minute + 1) < 0 ? -1 : 1;
+}
+
+PyObject *
+native_next_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5 || !PyDict_Check(args[0]) || !PyDict_Check(args[1])) {
+        return native_usage_error(
+            "next_batch(due: dict, ahead: dict, gap_piece, rescale_exponent, rebase)");
+    }
+    PyObject *due = args[0], *ahead = args[1], *rebase = args[4];
+    long long piece = PyLong_AsLongLong(args[2]);
+    double exponent = PyFloat_AsDouble(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (piece < 1) {
+        PyErr_SetString(PyExc_ValueError, "gap_piece must be at least 1");
+        return NULL;
+    }
+    PyObject *items = PyDict_Items(due), *batch = PyList_New(0);
+    if (items == NULL || batch == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        PyObject *key = PyTuple_GET_ITEM(pair, 0), *stream = PyTuple_GET_ITEM(pair, 1);
+        PyObject *pending = native_getattr(stream, "pending");
+        if (pending == NULL) {
+            goto fail;
+        }
+        if (!PyDict_Check(pending)) {
+            Py_DECREF(pending);
+            PyErr_SetString(PyExc_TypeError, "stream.pending must be a dict");
+            goto fail;
+        }
+        long long minute = 0;
+        int found = next_to_close(stream, key, pending, ahead, piece, exponent, rebase, &minute);
+        PyObject *entry = NULL;
+        if (found == 0) {
+            if (PyDict_DelItem(due, key) < 0) {
+                Py_DECREF(pending);
+                goto fail;
+            }
+        } else if (found > 0) {
+            PyObject *at = PyLong_FromLongLong(minute);
+            PyObject *buffer = at == NULL ? NULL : PyDict_GetItemWithError(pending, at);
+            if (buffer != NULL) {
+                Py_INCREF(buffer);
+                if (PyDict_DelItem(pending, at) < 0) {
+                    Py_CLEAR(buffer);
+                }
+            } else if (at != NULL && !PyErr_Occurred()) {
+                buffer = PyDict_New();
+            }
+            entry = buffer == NULL ? NULL : PyTuple_Pack(3, stream, at, buffer);
+            Py_XDECREF(at);
+            Py_XDECREF(buffer);
+            if (entry == NULL || PyList_Append(batch, entry) < 0) {
+                Py_XDECREF(entry);
+                Py_DECREF(pending);
+                goto fail;
+            }
+            Py_DECREF(entry);
+        }
+        Py_DECREF(pending);
+        if (found < 0) {
+            goto fail;
+        }
+    }
+    Py_DECREF(items);
+    return batch;
+fail:
+    Py_XDECREF(items);
+    Py_XDECREF(batch);
+    return NULL;
+}

@@ -460,14 +460,21 @@ class InsightEngine:
         # each due stream's pending minutes, newest first, taken when it first has a gap to skip
         # (no minute is added while draining)
         ahead: dict[tuple[str, str], list[int]] = {}
+        fast = native.module
         while self._due:
-            batch: list[tuple[StreamState, int, MinuteBuffer]] = []
-            for key, stream in list(self._due.items()):
-                minute = self._next_to_close(stream, ahead, key)
-                if minute is None:
-                    del self._due[key]
-                else:
-                    batch.append((stream, minute, stream.pending.pop(minute, {})))
+            batch: list[tuple[StreamState, int, MinuteBuffer]]
+            if fast is not None:  # the same round in C
+                batch = fast.next_batch(
+                    self._due, ahead, self._gap_piece, _RESCALE_EXPONENT, self._rebase_if_needed
+                )
+            else:
+                batch = []
+                for key, stream in list(self._due.items()):
+                    minute = self._next_to_close(stream, ahead, key)
+                    if minute is None:
+                        del self._due[key]
+                    else:
+                        batch.append((stream, minute, stream.pending.pop(minute, {})))
             if batch:
                 out.extend(self._close_batch(batch))
         return out

@@ -508,6 +508,35 @@ def test_engine_output_and_counters_are_the_same_with_and_without_the_accelerato
     assert records  # the burst and the error spike
 
 
+def test_drain_rounds_in_c_skip_long_gaps_and_rebase_as_python_does() -> None:
+    """Streams silent for days between bursts of calls: the C drain accounts the empty minutes in
+    pieces and rebases the exposure where due (a short half-life makes that every few hours)."""
+    events = []
+    for day in (0, 3, 7):
+        for k in range(300):
+            account = ("111111111111", "222222222222")[k % 2]
+            events.append(make_event(T0 + day * 86_400 + 7 * k, "GetObject", account=account))
+    rebases = []
+
+    def run() -> tuple[list[bytes], bytes]:
+        engine = InsightEngine(EngineConfig(warmup_minutes=60, baseline_half_life_minutes=11.0))
+        rebase = engine._rebase_if_needed
+
+        def counted(stream: object, minute: int) -> None:
+            rebases.append(native.module is not None)
+            rebase(stream, minute)  # type: ignore[arg-type]
+
+        engine._rebase_if_needed = counted  # type: ignore[method-assign]
+        out = []
+        for start in range(0, len(events), 100):
+            out += engine.process_many(events[start : start + 100])
+        return [r.to_json() for r in out + engine.flush()], engine.save_state()
+
+    fast, pure = both(run)
+    assert fast == pure
+    assert rebases.count(True) > 10  # the C rounds called back where a rebase was due
+
+
 def _clock_only_messages(batch: int) -> list[bytes]:
     """The hostile stream as messages, plus read-only calls the engine must build after all (the
     first of a new stream, one beyond a clock jump), one with non-ASCII strings, and Insights."""
@@ -534,6 +563,19 @@ def _clock_only_messages(batch: int) -> list[bytes]:
     ]
     for position, event in zip((300, 1500, 2000, 2100, 2200), extra, strict=True):
         events.insert(position, event)
+    # a message of 40 with more account-Regions than the reader tells apart (eight), twice over
+    places = [(f"1000000000{k:02d}", ("us-east-1", "eu-west-1")[k % 2]) for k in range(12)]
+    for repeat in range(2):
+        for k, (account, region) in enumerate(places):
+            event = make_event(
+                T0 + 86_400 + 1000 + repeat,
+                "GetObject",
+                read_only=True,
+                account=account,
+                region=region,
+                event_id=f"p{repeat}-{k}",
+            )
+            events.insert(2300 + repeat * len(places) + k, event)
     lines = [msgspec.json.encode(e) for e in events]
     if batch == 1:
         return lines
@@ -543,7 +585,7 @@ def _clock_only_messages(batch: int) -> list[bytes]:
     ]
 
 
-@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("batch", [1, 7, 40])
 def test_clock_only_records_give_the_engine_exactly_what_built_ones_give(batch: int) -> None:
     """Read-only calls left unbuilt by decode_many(clock_only=True): records, counters and the
     saved state are those of the built records, read ahead or not, and of pure Python."""
