@@ -475,8 +475,8 @@ native_score_core(NativeTable *t, const long long *rows, const double *counts,
         items[j].decay = scratch[k++];
     }
     for (Py_ssize_t j = 0; j < n_items; j++) {
-        if (account_run(PySequence_Fast_GET_ITEM(exposures, j), items[j].minute, items[j].minute + 1,
-                           items[j].decay) < 0) {
+        PyObject *exposure = PySequence_Fast_GET_ITEM(exposures, j);
+        if (account_run(exposure, items[j].minute, items[j].minute + 1, items[j].decay) < 0) {
             goto done;
         }
     }

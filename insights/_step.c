@@ -1,24 +1,29 @@
-/* InsightEngine._close_batch in C: the whole step when nothing starts and no insight of it is
- * open (the usual step), else its scoring.
+/* InsightEngine._close_batch and the rounds of its _drain, in C.
  *
  *   close_step(batch, table, ids, weights, intern, min_excess, start_score, rescale_exponent,
- *              lookback, tools) -> None | False | tuple
+ *              lookback, tools) -> None | False | list | tuple
+ *   next_batch(due, ahead, gap_piece, rescale_exponent, rebase) -> list
  *
  * ``batch`` is the step's list of (stream, minute, buffer); ``tools`` is
- * (empty, int64, float64, bool), to make the arrays of a Start. The step gathers each
- * stream-minute's rows (sorted; with the stream's open rows) and counts from its buffer, then runs the same C code the
- * Python step calls, in the same order, on memory of its own (no numpy array unless a Start
- * is possible): score_minutes, tail_scores, learn_minutes, merge_buffers, then remembers the
- * buffers for attribution look-back.
+ * (empty, int64, float64, bool), to make the arrays of a possible Start. The step gathers each
+ * stream-minute's rows (sorted; the stream's open rows included) and counts from its buffer,
+ * then runs the C code the Python step calls, in the same order, on memory of its own:
+ * score_minutes, tail_scores, learn_minutes, merge_buffers, then remembers the buffers for
+ * attribution look-back.
  *
  * Returns None, having changed nothing, when the Python step must run instead: an exposure must
- * be rebased first. When nothing starts, as no row outside an open insight has a score of at
- * least ``start_score`` where its window also exceeds the expectation by ``min_excess`` (the
- * Start rule's first two conditions), the step is done: False, or when insights of it are open,
- * the list of what they observe, (item, row, count, mu, (phi per scale)) per open row, for
- * Python to feed them. Otherwise the minute is scored but not learned, and the result is
+ * be rebased first. When nothing can start (no row outside an open insight has a score of at
+ * least ``start_score`` where its window also exceeds the expectation by ``min_excess``: the
+ * Start rule's first two conditions), the step is done, open rows learned as guarded: False, or
+ * when insights of the step are open, what they observe, a list of
+ * (item, row, count, mu, (phi per scale)) per open row for Python to feed them. Otherwise the
+ * minute is scored but not learned, and the result is
  * (rows, counts, item, minute, planes, scratch, needed, scores) for the Python step to decide
  * the Starts, feed the open insights, learn, merge and remember.
+ *
+ * next_batch is one round of the drain: the next minute of each stream of ``due`` (removing
+ * those with none), empty minutes before it accounted to the stream's exposure in pieces of
+ * ``gap_piece`` minutes, ``rebase(stream, minute)`` called first where the exposure is due.
  */
 #include "_native.h"
 
@@ -157,7 +162,8 @@ array_of(PyObject *const *tools, PyObject *shape, int dtype, const void *data, P
     PyObject *array = PyObject_CallFunctionObjArgs(tools[T_EMPTY], shape, tools[dtype], NULL);
     Py_DECREF(shape);
     Py_buffer view;
-    if (array == NULL || PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+    if (array == NULL ||
+        PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
         Py_XDECREF(array);
         return NULL;
     }
@@ -332,7 +338,8 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyList_Check(batch) || !PyTuple_Check(tools_obj) || PyTuple_GET_SIZE(tools_obj) != T_COUNT) {
+    if (!PyList_Check(batch) || !PyTuple_Check(tools_obj) ||
+        PyTuple_GET_SIZE(tools_obj) != T_COUNT) {
         return native_usage_error("close_step(batch: list, table, ..., tools: tuple)");
     }
     if (!native_loops_ready()) {
@@ -558,7 +565,8 @@ next_to_close(PyObject *stream, PyObject *key, PyObject *pending, PyObject *ahea
               long long piece, double exponent, PyObject *rebase, long long *out)
 {
     long long minute, target;
-    if (attr_ll(stream, "next_close", &minute) < 0 || attr_ll(stream, "closed_until", &target) < 0) {
+    if (attr_ll(stream, "next_close", &minute) < 0 ||
+        attr_ll(stream, "closed_until", &target) < 0) {
         return -1;
     }
     if (minute < target) {
