@@ -1,7 +1,7 @@
 """Worker throughput from a local broker, as a ratio to a bare kafka-python consume loop.
 
-    .venv/bin/python benchmarks/worker_bench.py [--records 60000] [--batch-records 150000]
-        [--runs 5] [--keys 100000] [--reads-per-minute 6]
+    .venv/bin/python benchmarks/worker_bench.py [--records 60000] [--batch-records 300000]
+        [--days 12] [--runs 5] [--keys 100000] [--reads-per-minute 6]
 
 For each input layout (one record per message, or ``{"Records": [...]}`` batches of 100;
 uncompressed and lz4) the same topic is read by a bare ``KafkaConsumer`` loop and then by the
@@ -10,8 +10,9 @@ Each layout gets a broker of its own (the local broker's in-memory store is neve
 later layout should not pay for an earlier one's messages). Reported: the median rates, and the
 median of the runs' ratios (each run's worker rate over the bare rate measured just before it,
 so a slow spell of this shared machine hits both sides of a ratio) with every run's ratio. The
-batch layouts read ``--batch-records`` records (as many as the scenario has, if fewer): 30,000
-records in batches are only 300 messages, read in under 0.1 s, too short a run to time. Also:
+batch layouts read ``--batch-records`` records (as many as the ``--days`` of the scenario have,
+if fewer): 30,000 records in batches are only 300 messages, read in under 0.1 s, too short a
+run to time on a shared machine. Also:
 wall-clock latency from producing the minute that closes a burst to its Insight on the output
 topic, and checkpoint size and time for ``--keys`` tracked keys.
 """
@@ -189,8 +190,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument(
-        "--batch-records", type=int, default=150_000, help="records for the batch layouts"
+        "--batch-records", type=int, default=300_000, help="records for the batch layouts"
     )
+    parser.add_argument("--days", type=int, default=12, help="days of the simulated scenario")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument(
@@ -200,7 +202,9 @@ def main() -> None:
         help="read calls per minute per stream: event density (closing a minute has a fixed cost)",
     )
     args = parser.parse_args()
-    scenario = Scenario(days=4, reads_per_minute=args.reads_per_minute, anomaly_day=3)
+    scenario = Scenario(
+        days=args.days, reads_per_minute=args.reads_per_minute, anomaly_day=args.days - 1
+    )
     every = list(render(generate(scenario)))
     lines = every[: args.records]
     minutes = len({(e.event_time or "")[:16] for e in decode_many(lines).events})
