@@ -125,8 +125,8 @@ native_release_all(Py_buffer *views, int count)
 enum { T_COUNTS, T_SQ, T_PART, T_PART_RAW, T_LAST, T_PEAK_VAL, T_PEAK_MIN };
 _Static_assert(T_PEAK_MIN + 1 == NATIVE_TABLE_ARRAYS, "table arrays");
 
-static int
-attr_double(PyObject *obj, const char *name, double *out)
+int
+native_attr_double(PyObject *obj, const char *name, double *out)
 {
     PyObject *value = native_getattr(obj, name);
     if (value == NULL) {
@@ -137,8 +137,8 @@ attr_double(PyObject *obj, const char *name, double *out)
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-static int
-attr_long(PyObject *obj, const char *name, long long *out)
+int
+native_attr_long(PyObject *obj, const char *name, long long *out)
 {
     PyObject *value = native_getattr(obj, name);
     if (value == NULL) {
@@ -166,8 +166,9 @@ native_open_table(PyObject *obj, NativeTable *t)
     };
     memset(t, 0, sizeof(*t));
     long long size;
-    if (attr_long(obj, "size", &size) < 0 || attr_double(obj, "half_life", &t->half_life) < 0 ||
-        attr_double(obj, "peak_half_life", &t->peak_half_life) < 0) {
+    if (native_attr_long(obj, "size", &size) < 0 ||
+        native_attr_double(obj, "half_life", &t->half_life) < 0 ||
+        native_attr_double(obj, "peak_half_life", &t->peak_half_life) < 0) {
         return -1;
     }
     Py_ssize_t capacity = -1;
@@ -269,9 +270,9 @@ read_items(PyObject *exposures, PyObject *minutes, Item *items, Py_ssize_t count
         Item *it = &items[j];
         it->minute = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(minutes, j));
         if ((it->minute == -1 && PyErr_Occurred()) ||
-            attr_long(exposure, "ref_minute", &it->ref) < 0 ||
-            attr_double(exposure, "total", &it->total) < 0 ||
-            (j == 0 && attr_double(exposure, "half_life", half_life) < 0)) {
+            native_attr_long(exposure, "ref_minute", &it->ref) < 0 ||
+            native_attr_double(exposure, "total", &it->total) < 0 ||
+            (j == 0 && native_attr_double(exposure, "half_life", half_life) < 0)) {
             return -1;
         }
         Py_buffer view;
@@ -290,8 +291,8 @@ static int
 account_run(PyObject *exposure, long long start, long long end, double first)
 {
     double half_life, total;
-    if (attr_double(exposure, "half_life", &half_life) < 0 ||
-        attr_double(exposure, "total", &total) < 0) {
+    if (native_attr_double(exposure, "half_life", &half_life) < 0 ||
+        native_attr_double(exposure, "total", &total) < 0) {
         return -1;
     }
     Py_buffer view;
@@ -319,8 +320,8 @@ native_add_minutes(PyObject *exposure, long long start, long long end)
 {
     long long ref;
     double half_life;
-    if (attr_long(exposure, "ref_minute", &ref) < 0 ||
-        attr_double(exposure, "half_life", &half_life) < 0) {
+    if (native_attr_long(exposure, "ref_minute", &ref) < 0 ||
+        native_attr_double(exposure, "half_life", &half_life) < 0) {
         return -1;
     }
     for (long long minute = start; minute < end;) {

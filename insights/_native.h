@@ -31,6 +31,10 @@ PyObject *native_usage_error(const char *usage);
 PyObject *native_getattr(PyObject *obj, const char *name);
 int native_setattr(PyObject *obj, const char *name, PyObject *value);
 
+/* An int or float attribute as a C value; -1 with an exception on error (_closing.c). */
+int native_attr_long(PyObject *obj, const char *name, long long *out);
+int native_attr_double(PyObject *obj, const char *name, double *out);
+
 /* Buffer formats, as NUL-separated lists for native_get_array. */
 #define F64 "d\0"
 #define F32 "f\0"

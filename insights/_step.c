@@ -82,13 +82,10 @@ push(Gathered *g, long long row, long long count, int open)
 static int
 needs_rescale(PyObject *exposure, long long minute, double exponent)
 {
-    PyObject *ref = native_getattr(exposure, "ref_minute");
-    PyObject *half = ref == NULL ? NULL : native_getattr(exposure, "half_life");
-    long long ref_minute = ref == NULL ? -1 : PyLong_AsLongLong(ref);
-    double half_life = half == NULL ? -1.0 : PyFloat_AsDouble(half);
-    Py_XDECREF(ref);
-    Py_XDECREF(half);
-    if (PyErr_Occurred()) {
+    long long ref_minute;
+    double half_life;
+    if (native_attr_long(exposure, "ref_minute", &ref_minute) < 0 ||
+        native_attr_double(exposure, "half_life", &half_life) < 0) {
         return -1;
     }
     return (double)(minute - ref_minute) / half_life > exponent;
@@ -484,18 +481,6 @@ done:
 
 /* ------------------------------------------------------------------ the drain's rounds */
 static int
-attr_ll(PyObject *obj, const char *name, long long *out)
-{
-    PyObject *value = native_getattr(obj, name);
-    if (value == NULL) {
-        return -1;
-    }
-    *out = PyLong_AsLongLong(value);
-    Py_DECREF(value);
-    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-static int
 set_ll(PyObject *obj, const char *name, long long value)
 {
     PyObject *number = PyLong_FromLongLong(value);
@@ -565,8 +550,8 @@ next_to_close(PyObject *stream, PyObject *key, PyObject *pending, PyObject *ahea
               long long piece, double exponent, PyObject *rebase, long long *out)
 {
     long long minute, target;
-    if (attr_ll(stream, "next_close", &minute) < 0 ||
-        attr_ll(stream, "closed_until", &target) < 0) {
+    if (native_attr_long(stream, "next_close", &minute) < 0 ||
+        native_attr_long(stream, "closed_until", &target) < 0) {
         return -1;
     }
     if (minute < target) {
