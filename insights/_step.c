@@ -495,40 +495,28 @@ static int
 skip_empty(PyObject *stream, long long start, long long end, long long piece, double exponent,
            PyObject *rebase)
 {
-    while (start < end) {
+    PyObject *exposure = native_getattr(stream, "exposure"); /* a rebase changes it in place */
+    if (exposure == NULL) {
+        return -1;
+    }
+    int status = 0;
+    while (status == 0 && start < end) {
         long long stop = end < start + piece ? end : start + piece;
-        PyObject *exposure = native_getattr(stream, "exposure");
-        if (exposure == NULL) {
-            return -1;
-        }
         int due = needs_rescale(exposure, stop, exponent);
-        Py_DECREF(exposure);
-        if (due < 0) {
-            return -1;
-        }
-        if (due) {
+        if (due > 0) {
             PyObject *minute = PyLong_FromLongLong(stop);
             PyObject *done = minute == NULL ? NULL
                                             : PyObject_CallFunctionObjArgs(rebase, stream, minute,
                                                                            NULL);
             Py_XDECREF(minute);
-            if (done == NULL) {
-                return -1;
-            }
-            Py_DECREF(done);
+            due = done == NULL ? -1 : 0;
+            Py_XDECREF(done);
         }
-        exposure = native_getattr(stream, "exposure"); /* the rebase may have replaced it */
-        if (exposure == NULL) {
-            return -1;
-        }
-        int status = native_add_minutes(exposure, start, stop);
-        Py_DECREF(exposure);
-        if (status < 0) {
-            return -1;
-        }
+        status = due < 0 ? -1 : native_add_minutes(exposure, start, stop);
         start = stop;
     }
-    return 0;
+    Py_DECREF(exposure);
+    return status;
 }
 
 /* ``sorted(pending, reverse=True)``: a stream's pending minutes, newest first. */

@@ -63,22 +63,32 @@ def test_the_built_module_has_the_calling_convention_of_this_code() -> None:
     assert BUILT.ABI == native.ABI
 
 
+def _loaded_instead(
+    substitute: types.ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> str:
+    """Reload insights.native with ``substitute`` as the compiled module: the module it keeps
+    must be None; returns the warnings logged. The built module is back afterwards."""
+    monkeypatch.setitem(sys.modules, "insights._native", substitute)
+    monkeypatch.setattr(insights, "_native", substitute)
+    try:
+        with caplog.at_level(logging.WARNING, logger="insights.native"):
+            importlib.reload(native)
+        assert native.module is None
+        return caplog.text
+    finally:
+        monkeypatch.undo()
+        importlib.reload(native)
+        assert native.module is BUILT
+
+
 def test_a_module_of_another_version_is_not_used(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     stale = types.ModuleType("insights._native")
     stale.ABI = native.ABI - 1  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "insights._native", stale)
-    monkeypatch.setattr(insights, "_native", stale)
-    try:
-        with caplog.at_level(logging.WARNING, logger="insights.native"):
-            importlib.reload(native)
-        assert native.module is None
-        assert "from another version" in caplog.text
-    finally:
-        monkeypatch.undo()
-        importlib.reload(native)
-    assert native.module is BUILT
+    assert "from another version" in _loaded_instead(stale, monkeypatch, caplog)
 
 
 def test_a_numpy_whose_ufunc_loops_cannot_be_read_runs_pure_python(
@@ -87,17 +97,7 @@ def test_a_numpy_whose_ufunc_loops_cannot_be_read_runs_pure_python(
     unreadable = types.ModuleType("insights._native")
     unreadable.ABI = native.ABI  # type: ignore[attr-defined]
     unreadable.set_loops = lambda *ufuncs: False  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "insights._native", unreadable)
-    monkeypatch.setattr(insights, "_native", unreadable)
-    try:
-        with caplog.at_level(logging.WARNING, logger="insights.native"):
-            importlib.reload(native)
-        assert native.module is None
-        assert "double loops" in caplog.text
-    finally:
-        monkeypatch.undo()
-        importlib.reload(native)
-    assert native.module is BUILT
+    assert "double loops" in _loaded_instead(unreadable, monkeypatch, caplog)
 
 
 def test_only_double_loops_of_the_expected_arity_are_taken() -> None:
