@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py insights/_native.c insights/_closing.c insights/_sketch.c insights/_stats.c insights/_native.h
+$(STAMP): pyproject.toml setup.py $(wildcard insights/_*.c insights/_*.h)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'

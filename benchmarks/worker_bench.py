@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/worker_bench.py [--records 60000] [--batch-records 300000]
         [--days 12] [--runs 5] [--keys 100000] [--reads-per-minute 6]
+        [--layouts single,single-lz4,batch,batch-lz4] [--no-extras]
 
 For each input layout (one record per message, or ``{"Records": [...]}`` batches of 100;
 uncompressed and lz4) the same topic is read by a bare ``KafkaConsumer`` loop and then by the
@@ -27,6 +28,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -103,20 +105,31 @@ def bare(bootstrap: str, topic: str, messages: int) -> float:
     return elapsed
 
 
+class _TimedWorker(Worker):
+    """The worker, telling when it has processed the topic's last message (no polling of its
+    metrics from the benchmark's thread, which would take CPU and the GIL from the worker)."""
+
+    def __init__(self, settings: WorkerSettings, last_offset: int) -> None:
+        super().__init__(settings)
+        self.last_offset = last_offset
+        self.finished = threading.Event()
+
+    def _process(self, tp: TopicPartition, messages: list[Any]) -> None:
+        super()._process(tp, messages)
+        if messages and messages[-1].offset >= self.last_offset:
+            self.finished.set()
+
+
 def worker_run(bootstrap: str, topic: str, messages: int, state: Path) -> float:
-    settings = bench_settings(bootstrap, topic, state)
-    worker = Worker(settings)
+    """Seconds from the worker's partition being restored to its last message processed."""
+    worker = _TimedWorker(bench_settings(bootstrap, topic, state), last_offset=messages - 1)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    registry = worker.metrics.registry
     while not worker.health.snapshot()["restored"]:  # joined the group, partition restored
         time.sleep(0.002)
     started = time.perf_counter()
-    while True:
-        read = registry.get_sample_value("ctinsights_messages_read_total", {"topic": topic}) or 0
-        if read >= messages:
-            break
-        time.sleep(0.001)
+    if not worker.finished.wait(600):
+        raise RuntimeError("the worker did not process the topic within 600 s")
     elapsed = time.perf_counter() - started
     worker.stop_event.set()
     thread.join(60)
@@ -186,6 +199,22 @@ def burst_latency(bootstrap: str, state: Path) -> float:
     return latency
 
 
+LAYOUTS = {
+    "single": (1, None),
+    "single-lz4": (1, "lz4"),
+    "batch": (100, None),
+    "batch-lz4": (100, "lz4"),
+}
+
+
+def selected_layouts(names: str) -> list[tuple[int, str | None]]:
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in LAYOUTS]
+    if unknown or not chosen:
+        raise SystemExit(f"--layouts: choose from {', '.join(LAYOUTS)} (got {names!r})")
+    return [LAYOUTS[name] for name in chosen]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=60_000)
@@ -195,6 +224,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=12, help="days of the simulated scenario")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument(
+        "--layouts",
+        default="single,single-lz4,batch,batch-lz4",
+        help="comma-separated subset of the four input layouts",
+    )
+    parser.add_argument(
+        "--no-extras", action="store_true", help="skip the latency and checkpoint measurements"
+    )
     parser.add_argument(
         "--reads-per-minute",
         type=float,
@@ -217,7 +254,7 @@ def main() -> None:
         state = Path(tmp)
         print("| layout | bare consume rec/s | worker rec/s | ratio | ratios of the runs |")
         print("|---|---|---|---|---|")
-        for batch, compression in ((1, None), (1, "lz4"), (100, None), (100, "lz4")):
+        for batch, compression in selected_layouts(args.layouts):
             records = lines if batch == 1 else every[: args.batch_records]
             bare_rates, worker_rates = [], []
             with LocalBroker() as broker:
@@ -238,6 +275,8 @@ def main() -> None:
                 f"{' '.join(f'{r:.2f}' for r in ratios)} |",
                 flush=True,
             )
+    if args.no_extras:
+        return
     with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
         state = Path(tmp)
         latencies = [burst_latency(broker.bootstrap, state) for _ in range(args.runs)]
