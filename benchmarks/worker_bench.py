@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/worker_bench.py [--records 60000] [--batch-records 300000]
         [--days 12] [--runs 5] [--keys 100000] [--reads-per-minute 6]
-        [--layouts single,single-lz4,batch,batch-lz4] [--no-extras]
+        [--layouts single,single-lz4,batch,batch-lz4] [--no-extras] [--threads]
 
 For each input layout (one record per message, or ``{"Records": [...]}`` batches of 100;
 uncompressed and lz4) the same topic is read by a bare ``KafkaConsumer`` loop and then by the
@@ -15,13 +15,16 @@ batch layouts read ``--batch-records`` records (as many as the ``--days`` of the
 if fewer): 30,000 records in batches are only 300 messages, read in under 0.1 s, too short a
 run to time on a shared machine. Also:
 wall-clock latency from producing the minute that closes a burst to its Insight on the output
-topic, and checkpoint size and time for ``--keys`` tracked keys.
+topic, and checkpoint size and time for ``--keys`` tracked keys. With ``--threads`` (Linux),
+the CPU time per record of each thread over the timed part, bare loop and worker, and of the
+broker: medians over the runs, in µs per record.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import tempfile
 import threading
@@ -83,7 +86,69 @@ def fill(
     return messages
 
 
-def bare(bootstrap: str, topic: str, messages: int) -> float:
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds from a ``/proc/.../stat`` file (0 if it has gone)."""
+    try:
+        with open(stat) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class CpuMeter:
+    """CPU seconds of this process's threads (by role) and of the broker over a timed span.
+
+    Roles: ``calling`` (the thread that polls), ``kafka IO`` (kafka-python 3's IO threads),
+    ``native`` (threads Python does not know: the accelerator's reader), else the thread's name
+    without digits. Threads that end inside the span are not counted."""
+
+    def __init__(self, broker_pid: int) -> None:
+        self.broker_pid = broker_pid
+        self.calling: int | None = None
+        self._threads: dict[int, float] = {}
+        self._broker = 0.0
+        self.spent: dict[str, float] = {}
+
+    @staticmethod
+    def _sample() -> dict[int, float]:
+        return {
+            int(tid): _cpu_seconds(f"/proc/self/task/{tid}/stat")
+            for tid in os.listdir("/proc/self/task")
+        }
+
+    def start(self, calling: int) -> None:
+        self.calling = calling
+        self._threads = self._sample()
+        self._broker = _cpu_seconds(f"/proc/{self.broker_pid}/stat")
+
+    def stop(self) -> None:
+        """Set :attr:`spent`: CPU seconds per role since :meth:`start`."""
+        now = self._sample()
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        used: dict[str, float] = {}
+        for tid, seconds in now.items():
+            spent = seconds - self._threads.get(tid, 0.0)
+            if spent <= 0:
+                continue
+            name = names.get(tid)
+            if tid == self.calling:
+                role = "calling"
+            elif name is None:
+                role = "native"
+            elif name.startswith("kafka-io"):
+                role = "kafka IO"
+            else:
+                role = "".join(c for c in name if not c.isdigit()).strip("-_ ") or "other"
+            used[role] = used.get(role, 0.0) + spent
+        used["broker"] = _cpu_seconds(f"/proc/{self.broker_pid}/stat") - self._broker
+        self.spent = used
+
+
+def bare(bootstrap: str, topic: str, messages: int, meter: CpuMeter | None = None) -> float:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -96,11 +161,15 @@ def bare(bootstrap: str, topic: str, messages: int) -> float:
     consumer.seek(tp, 0)
     consumer.topics()  # connected before the clock starts
     seen = 0
+    if meter is not None:
+        meter.start(threading.get_native_id())
     started = time.perf_counter()
     while seen < messages:
         for batch in consumer.poll(timeout_ms=500, max_records=2000).values():
             seen += len(batch)
     elapsed = time.perf_counter() - started
+    if meter is not None:
+        meter.stop()
     consumer.close()
     return elapsed
 
@@ -120,17 +189,24 @@ class _TimedWorker(Worker):
             self.finished.set()
 
 
-def worker_run(bootstrap: str, topic: str, messages: int, state: Path) -> float:
+def worker_run(
+    bootstrap: str, topic: str, messages: int, state: Path, meter: CpuMeter | None = None
+) -> float:
     """Seconds from the worker's partition being restored to its last message processed."""
     worker = _TimedWorker(bench_settings(bootstrap, topic, state), last_offset=messages - 1)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     while not worker.health.snapshot()["restored"]:  # joined the group, partition restored
         time.sleep(0.002)
+    if meter is not None:
+        assert thread.native_id is not None
+        meter.start(thread.native_id)
     started = time.perf_counter()
     if not worker.finished.wait(600):
         raise RuntimeError("the worker did not process the topic within 600 s")
     elapsed = time.perf_counter() - started
+    if meter is not None:
+        meter.stop()
     worker.stop_event.set()
     thread.join(60)
     return elapsed
@@ -207,6 +283,18 @@ LAYOUTS = {
 }
 
 
+def per_record(runs: list[dict[str, float]], records: int) -> str:
+    """Medians over the runs of each role's seconds, as µs per record (0 where a run lacks it)."""
+    roles = sorted({role for run in runs for role in run}, key=lambda r: (r != "wall", r))
+    return (
+        ", ".join(
+            f"{role} {statistics.median(run.get(role, 0.0) for run in runs) / records * 1e6:.2f}"
+            for role in roles
+        )
+        + " µs/record (CPU; wall: elapsed)"
+    )
+
+
 def selected_layouts(names: str) -> list[tuple[int, str | None]]:
     chosen = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in LAYOUTS]
@@ -233,6 +321,11 @@ def main() -> None:
         "--no-extras", action="store_true", help="skip the latency and checkpoint measurements"
     )
     parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="also report CPU per record of each thread and of the broker (Linux /proc)",
+    )
+    parser.add_argument(
         "--reads-per-minute",
         type=float,
         default=6.0,
@@ -257,14 +350,21 @@ def main() -> None:
         for batch, compression in selected_layouts(args.layouts):
             records = lines if batch == 1 else every[: args.batch_records]
             bare_rates, worker_rates = [], []
+            cpu: dict[str, list[dict[str, float]]] = {"bare": [], "worker": []}
             with LocalBroker() as broker:
                 for _ in range(args.runs):
                     topic = f"b-{uuid.uuid4().hex[:6]}"
                     messages = fill(broker.bootstrap, topic, records, batch, compression)
-                    bare_rates.append(len(records) / bare(broker.bootstrap, topic, messages))
-                    worker_rates.append(
-                        len(records) / worker_run(broker.bootstrap, topic, messages, state)
+                    meters = {side: CpuMeter(broker.pid) for side in cpu} if args.threads else {}
+                    seconds = bare(broker.bootstrap, topic, messages, meters.get("bare"))
+                    bare_rates.append(len(records) / seconds)
+                    seconds = worker_run(
+                        broker.bootstrap, topic, messages, state, meters.get("worker")
                     )
+                    worker_rates.append(len(records) / seconds)
+                    for side, meter in meters.items():
+                        wall = len(records) / (bare_rates if side == "bare" else worker_rates)[-1]
+                        cpu[side].append({"wall": wall, **meter.spent})
             ratios = [w / b for w, b in zip(worker_rates, bare_rates, strict=True)]
             name = ("1 record/message" if batch == 1 else f"{batch} records/message") + (
                 f", {compression}" if compression else ""
@@ -275,6 +375,9 @@ def main() -> None:
                 f"{' '.join(f'{r:.2f}' for r in ratios)} |",
                 flush=True,
             )
+            for side, runs in cpu.items():
+                if runs:
+                    print(f"    {side} {per_record(runs, len(records))}", flush=True)
     if args.no_extras:
         return
     with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
