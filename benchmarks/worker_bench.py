@@ -86,7 +86,7 @@ def fill(
     return messages
 
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(stat: str) -> float:
@@ -356,15 +356,16 @@ def main() -> None:
                     topic = f"b-{uuid.uuid4().hex[:6]}"
                     messages = fill(broker.bootstrap, topic, records, batch, compression)
                     meters = {side: CpuMeter(broker.pid) for side in cpu} if args.threads else {}
-                    seconds = bare(broker.bootstrap, topic, messages, meters.get("bare"))
-                    bare_rates.append(len(records) / seconds)
-                    seconds = worker_run(
-                        broker.bootstrap, topic, messages, state, meters.get("worker")
-                    )
-                    worker_rates.append(len(records) / seconds)
+                    wall = {
+                        "bare": bare(broker.bootstrap, topic, messages, meters.get("bare")),
+                        "worker": worker_run(
+                            broker.bootstrap, topic, messages, state, meters.get("worker")
+                        ),
+                    }
+                    bare_rates.append(len(records) / wall["bare"])
+                    worker_rates.append(len(records) / wall["worker"])
                     for side, meter in meters.items():
-                        wall = len(records) / (bare_rates if side == "bare" else worker_rates)[-1]
-                        cpu[side].append({"wall": wall, **meter.spent})
+                        cpu[side].append({"wall": wall[side], **meter.spent})
             ratios = [w / b for w, b in zip(worker_rates, bare_rates, strict=True)]
             name = ("1 record/message" if batch == 1 else f"{batch} records/message") + (
                 f", {compression}" if compression else ""
