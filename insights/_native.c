@@ -11,7 +11,7 @@
  *   decode_fast(decode, messages, start, max_bytes, out[, prepared[, clock]])
  *       -> (index, event or None)
  *   accept_complete(records, start, out) -> index
- *   scan(events, streams, jump, lateness, accept, schedule, slow, dedupe, routes[, clock])
+ *   scan(events, streams, jump, lateness, accept, due, slow, dedupe, routes[, clock])
  *       -> (skipped, late, analysed, duplicates)
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
@@ -438,16 +438,38 @@ call_with_int(PyObject *func, PyObject *first, long long number, PyObject *third
     return status;
 }
 
+/* Streams found recently by a scan, by the identity of their (account, Region) strings (the
+ * decoder's string cache makes the same text the same object, so events of a few streams
+ * interleaved find theirs here without building a key and comparing strings). */
+#define STREAM_CACHE 8
+
 typedef struct {
-    PyObject *streams, *accept, *schedule, *slow;
+    PyObject *account, *region, *stream, *key; /* strong; key is (account, region) */
+} StreamSlot;
+
+/* Routes found recently by a scan, by the identity of their parts (as streams above): a
+ * shape's rows never change, so a hit is what the routes dict would give. */
+#define ROUTE_CACHE 64
+#define ROUTE_PARTS 8
+
+typedef struct {
+    PyObject *part[ROUTE_PARTS]; /* strong: the route key's items */
+    PyObject *rows;              /* strong */
+} RouteSlot;
+
+typedef struct {
+    PyObject *streams, *accept, *due, *slow;
     long long jump, lateness, skipped, late;
     /* accept's common case: the engine's dedupe window (its id set and ids per minute) and
      * its cache of event shapes -> rows */
     PyObject *dedupe, *dedupe_ids, *dedupe_minutes, *routes;
     long long max_ids, window, analysed, duplicates;
-    /* the last stream found and its key's strings (strong: compared by identity, which the
-     * reader's string cache makes the usual case); the clock-only records of the events */
-    PyObject *last_account, *last_region, *last_stream, *clock;
+    /* the clock-only records of the events */
+    PyObject *clock;
+    StreamSlot found[STREAM_CACHE];
+    int next_slot;
+    RouteSlot routed[ROUTE_CACHE];
+    PyObject *key; /* borrowed from ``found``: the (account, Region) of the last stream found */
 } ScanState;
 
 static PyObject *null_text, *newest_name; /* "null", "_newest" */
@@ -457,22 +479,47 @@ static PyObject *null_text, *newest_name; /* "null", "_newest" */
 static PyObject *
 stream_for(ScanState *st, PyObject *account, PyObject *region)
 {
-    if (account == st->last_account && region == st->last_region) {
-        return Py_NewRef(st->last_stream);
+    for (int i = 0; i < STREAM_CACHE; i++) {
+        StreamSlot *slot = &st->found[i];
+        if (slot->account == account && slot->region == region) {
+            st->key = slot->key;
+            return Py_NewRef(slot->stream);
+        }
     }
     PyObject *key = PyTuple_Pack(2, account, region);
     if (key == NULL) {
         return NULL;
     }
     PyObject *stream = PyDict_GetItemWithError(st->streams, key);
-    Py_DECREF(key);
     if (stream == NULL) {
+        Py_DECREF(key);
         return NULL;
     }
-    Py_XSETREF(st->last_account, Py_NewRef(account));
-    Py_XSETREF(st->last_region, Py_NewRef(region));
-    Py_XSETREF(st->last_stream, Py_NewRef(stream));
+    StreamSlot *slot = &st->found[st->next_slot];
+    st->next_slot = (st->next_slot + 1) % STREAM_CACHE;
+    Py_XSETREF(slot->account, Py_NewRef(account));
+    Py_XSETREF(slot->region, Py_NewRef(region));
+    Py_XSETREF(slot->stream, Py_NewRef(stream));
+    Py_XSETREF(slot->key, key);
+    st->key = key;
     return Py_NewRef(stream);
+}
+
+static void
+forget_found(ScanState *st)
+{
+    for (int i = 0; i < STREAM_CACHE; i++) {
+        Py_CLEAR(st->found[i].account);
+        Py_CLEAR(st->found[i].region);
+        Py_CLEAR(st->found[i].stream);
+        Py_CLEAR(st->found[i].key);
+    }
+    for (int i = 0; i < ROUTE_CACHE; i++) {
+        for (int k = 0; k < ROUTE_PARTS; k++) {
+            Py_CLEAR(st->routed[i].part[k]);
+        }
+        Py_CLEAR(st->routed[i].rows);
+    }
 }
 
 static PyObject *
@@ -553,7 +600,8 @@ move_clock(ScanState *st, PyObject *stream, long long seconds, long long max_see
 }
 
 /* Move a stream's clock to ``seconds`` (newer than ``max_seen``) and schedule the minutes the
- * allowed lateness now closes; -1 on error. */
+ * allowed lateness now closes (InsightEngine._schedule: close them to new events, and the stream
+ * is due for the next drain); -1 on error. The stream is the last one stream_for found. */
 static int
 advance_clock(ScanState *st, PyObject *stream, long long seconds, long long closed_until)
 {
@@ -564,33 +612,69 @@ advance_clock(ScanState *st, PyObject *stream, long long seconds, long long clos
     }
     Py_DECREF(value);
     long long target = (seconds - st->lateness) / 60; /* both positive: floor division */
-    if (target > closed_until && call_with_int(st->schedule, stream, target, NULL) < 0) {
-        return -1;
+    if (target <= closed_until) {
+        return 0;
     }
-    return 0;
+    value = PyLong_FromLongLong(target);
+    int status = value == NULL || set_field(stream, F_CLOSED_UNTIL, value) < 0 ||
+                         PyDict_SetItem(st->due, st->key, stream) < 0
+                     ? -1
+                     : 0;
+    Py_XDECREF(value);
+    return status;
 }
 
-/* The route key of InsightEngine._accept: (stream, source, name, error code, read-only,
- * management, category, type). */
+/* The rows of an event's route in the engine's ``routes`` (its key: (stream, source, name,
+ * error code, read-only, management, category, type), as InsightEngine._accept), as a new
+ * reference; NULL with no error set when the shape has no route (or not a tuple of rows). */
 static PyObject *
-route_of(PyObject *stream, PyObject *event)
+rows_of_route(ScanState *st, PyObject *stream, PyObject *event)
 {
-    static const int parts[] = {F_EVENT_SOURCE, F_EVENT_NAME, F_ERROR_CODE, F_READ_ONLY,
-                                F_MANAGEMENT_EVENT, F_EVENT_CATEGORY, F_EVENT_TYPE};
-    PyObject *route = PyTuple_New(8);
-    if (route == NULL) {
-        return NULL;
-    }
-    PyTuple_SET_ITEM(route, 0, Py_NewRef(stream));
-    for (int i = 0; i < 7; i++) {
-        PyObject *value = get_field(event, parts[i]);
-        if (value == NULL) {
-            Py_DECREF(route);
+    static const int fields[] = {F_EVENT_SOURCE, F_EVENT_NAME, F_ERROR_CODE, F_READ_ONLY,
+                                 F_MANAGEMENT_EVENT, F_EVENT_CATEGORY, F_EVENT_TYPE};
+    PyObject *part[ROUTE_PARTS] = {stream};
+    uintptr_t hash = (uintptr_t)stream;
+    for (int i = 1; i < ROUTE_PARTS; i++) {
+        part[i] = get_field(event, fields[i - 1]); /* new references, released below */
+        if (part[i] == NULL) {
+            for (int k = 1; k < i; k++) {
+                Py_DECREF(part[k]);
+            }
             return NULL;
         }
-        PyTuple_SET_ITEM(route, i + 1, value);
+        hash = (hash ^ (uintptr_t)part[i]) * 0x9E3779B97F4A7C15u;
     }
-    return route;
+    RouteSlot *slot = &st->routed[(hash >> 40) % ROUTE_CACHE];
+    PyObject *rows = NULL;
+    int hit = slot->rows != NULL;
+    for (int i = 0; hit && i < ROUTE_PARTS; i++) {
+        hit = slot->part[i] == part[i];
+    }
+    if (hit) {
+        rows = Py_NewRef(slot->rows);
+    } else {
+        PyObject *route = PyTuple_New(ROUTE_PARTS);
+        if (route != NULL) {
+            for (int i = 0; i < ROUTE_PARTS; i++) {
+                PyTuple_SET_ITEM(route, i, Py_NewRef(part[i]));
+            }
+            rows = Py_XNewRef(PyDict_GetItemWithError(st->routes, route));
+            Py_DECREF(route);
+        }
+        if (rows != NULL && !PyTuple_CheckExact(rows)) {
+            Py_CLEAR(rows);
+        }
+        if (rows != NULL) {
+            for (int i = 0; i < ROUTE_PARTS; i++) {
+                Py_XSETREF(slot->part[i], Py_NewRef(part[i]));
+            }
+            Py_XSETREF(slot->rows, Py_NewRef(rows));
+        }
+    }
+    for (int i = 1; i < ROUTE_PARTS; i++) {
+        Py_DECREF(part[i]);
+    }
+    return rows;
 }
 
 /* DedupeWindow.seen's first step for an event of a new newest minute: it becomes the newest,
@@ -810,16 +894,10 @@ accept_routed(ScanState *st, PyObject *stream, PyObject *event, long long second
               long long max_seen)
 {
     /* the route first: looking it up changes nothing, so a new shape can still go to Python */
-    PyObject *route = route_of(stream, event);
-    if (route == NULL) {
-        return -1;
-    }
-    PyObject *rows = PyDict_GetItemWithError(st->routes, route); /* borrowed */
-    Py_DECREF(route);
-    if (rows == NULL || !PyTuple_CheckExact(rows)) {
+    PyObject *rows = rows_of_route(st, stream, event);
+    if (rows == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
-    Py_INCREF(rows);
     long long minute = seconds / 60, closed_until;
     int status = -1;
     PyObject *event_id = get_field(event, F_EVENT_ID);
@@ -944,12 +1022,12 @@ static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if ((nargs != 9 && nargs != 10) || !PyList_CheckExact(args[0]) ||
-        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[8]) ||
+        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[5]) || !PyDict_CheckExact(args[8]) ||
         (nargs == 10 && args[9] != Py_None && !native_is_clock(args[9]))) {
         return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, "
-                                  "schedule, slow, dedupe, routes: dict[, clock: ClockOnly])");
+                                  "due: dict, slow, dedupe, routes: dict[, clock: ClockOnly])");
     }
-    ScanState st = {.streams = args[1], .accept = args[4], .schedule = args[5], .slow = args[6]};
+    ScanState st = {.streams = args[1], .accept = args[4], .due = args[5], .slow = args[6]};
     st.dedupe = args[7];
     st.routes = args[8];
     st.clock = nargs == 10 && args[9] != Py_None ? args[9] : NULL;
@@ -991,9 +1069,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 done:
     Py_DECREF(held[0]);
     Py_DECREF(held[1]);
-    Py_XDECREF(st.last_account);
-    Py_XDECREF(st.last_region);
-    Py_XDECREF(st.last_stream);
+    forget_found(&st);
     return result;
 }
 

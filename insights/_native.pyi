@@ -19,7 +19,7 @@ def scan(
     jump: int,
     lateness: int,
     accept: Callable[..., object],
-    schedule: Callable[..., object],
+    due: dict[Any, Any],
     slow: Callable[..., object],
     dedupe: object,
     routes: dict[Any, Any],

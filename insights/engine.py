@@ -227,7 +227,7 @@ class InsightEngine:
             self._jump,
             self._lateness,
             self._accept,
-            self._schedule,
+            self._due,
             self._scan_one,
             self._dedupe,
             self._routes,

@@ -31,7 +31,7 @@ import logging
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 6
+ABI = 7
 
 try:
     from insights import _native

@@ -806,6 +806,47 @@ def test_accepted_events_are_the_same_with_and_without_the_accelerator(
     assert duplicates > 0 if max_ids else duplicates == 0
 
 
+def _many_streams_and_shapes() -> list[bytes]:
+    """Write calls of 12 account-Regions and 120 event shapes interleaved, as JSON lines: more
+    streams and shapes than the C loop keeps by identity, decoded with shared strings."""
+    rng = random.Random(11)
+    regions = ("us-east-1", "eu-west-1", "ap-south-1")
+    places = [(f"20000000000{k // 3}", regions[k % 3]) for k in range(12)]
+    shapes = [(f"Api{k}", ("AccessDenied", None, None)[k % 3]) for k in range(120)]
+    lines = []
+    for second in range(0, 3 * 3600, 3):
+        account, region = rng.choice(places)
+        name, error = rng.choice(shapes)
+        if 7200 <= second < 7500 and rng.random() < 0.8:  # a burst in one stream
+            (account, region), (name, error) = places[0], shapes[0]
+        event = make_event(T0 + second, name, account=account, region=region, error=error)
+        lines.append(msgspec.json.encode(event))
+    return lines
+
+
+def test_many_streams_and_shapes_give_the_same_output_with_and_without_the_accelerator() -> None:
+    lines = _many_streams_and_shapes()
+
+    def run() -> tuple[list[bytes], dict[str, object], bytes]:
+        engine = InsightEngine(EngineConfig(warmup_minutes=30))
+        out = []
+        for start in range(0, len(lines), 256):
+            decoded = decode_many(lines[start : start + 256], clock_only=True)
+            out += engine.process_many(decoded.events, drain=False, clock_only=decoded.clock_only)
+        state = engine.save_state()
+        return (
+            [r.to_json() for r in out + engine.drain() + engine.flush()],
+            engine.stats.as_dict(),
+            state,
+        )
+
+    fast, pure = both(run)
+    assert fast == pure
+    records, stats, _ = fast
+    assert any(b'"Api0"' in record for record in records)
+    assert stats["analysed"] == len(lines)
+
+
 def test_a_read_only_stream_counts_as_not_analysed() -> None:
     events = [
         make_event(T0 + i, "ListUsers", read_only=True, event_id=f"l{i}") for i in range(0, 600)
@@ -861,7 +902,9 @@ def test_loops_reject_calls_they_do_not_understand() -> None:
     with pytest.raises(TypeError, match="expected scan"):
         BUILT.scan([], [], 0, 0, len, len, len, None, {})  # type: ignore[arg-type]
     with pytest.raises(AttributeError):  # the dedupe window is not one
-        BUILT.scan([], {}, 0, 0, len, len, len, object(), {})
+        BUILT.scan([], {}, 0, 0, len, {}, len, object(), {})
+    with pytest.raises(TypeError, match="expected scan"):  # ``due`` is the engine's dict
+        BUILT.scan([], {}, 0, 0, len, len, len, None, {})  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         BUILT.accept_complete([], "0", [])  # type: ignore[arg-type]
     assert BUILT.accept_complete([], -5, []) == 0  # a negative start reads from the first
