@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/worker_bench.py [--records 60000] [--batch-records 300000]
         [--days 12] [--runs 5] [--keys 100000] [--reads-per-minute 6]
-        [--layouts single,single-lz4,batch,batch-lz4] [--no-extras] [--threads]
+        [--layouts single,single-lz4,batch,batch-lz4] [--no-extras] [--threads] [--parts]
 
 For each input layout (one record per message, or ``{"Records": [...]}`` batches of 100;
 uncompressed and lz4) the same topic is read by a bare ``KafkaConsumer`` loop and then by the
@@ -17,7 +17,10 @@ run to time on a shared machine. Also:
 wall-clock latency from producing the minute that closes a burst to its Insight on the output
 topic, and checkpoint size and time for ``--keys`` tracked keys. With ``--threads`` (Linux),
 the CPU time per record of each thread over the timed part, bare loop and worker, and of the
-broker: medians over the runs, in µs per record.
+broker: medians over the runs, in µs per record. With ``--parts``, each run also times the
+worker with an engine that drops the decoded events (the worker's Kafka and decoding side
+alone), reported as the median ratio of that to the bare loop: what the engine costs the
+worker.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -189,11 +192,43 @@ class _TimedWorker(Worker):
             self.finished.set()
 
 
+class _DroppingEngine:
+    """The engine of a --parts run: takes the decoded events and drops them."""
+
+    def __init__(self, engine: InsightEngine) -> None:
+        self._engine = engine
+
+    def process_many(self, events: list[Any], **_: object) -> list[InsightRecord]:
+        return []
+
+    def drain(self) -> list[InsightRecord]:
+        return []
+
+    def __getattr__(self, name: str) -> Any:  # stats, keys, state: the real (empty) engine's
+        return getattr(self._engine, name)
+
+
+class _TimedDecodingWorker(_TimedWorker):
+    """The timed worker without detection: Kafka, decoding, checkpoints."""
+
+    def _restore(self, tp: TopicPartition) -> None:
+        super()._restore(tp)
+        part = self._parts[tp]
+        part.engine = cast(InsightEngine, _DroppingEngine(part.engine))
+
+
 def worker_run(
-    bootstrap: str, topic: str, messages: int, state: Path, meter: CpuMeter | None = None
+    bootstrap: str,
+    topic: str,
+    messages: int,
+    state: Path,
+    meter: CpuMeter | None = None,
+    *,
+    engine: bool = True,
 ) -> float:
     """Seconds from the worker's partition being restored to its last message processed."""
-    worker = _TimedWorker(bench_settings(bootstrap, topic, state), last_offset=messages - 1)
+    kind = _TimedWorker if engine else _TimedDecodingWorker
+    worker = kind(bench_settings(bootstrap, topic, state), last_offset=messages - 1)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     while not worker.health.snapshot()["restored"]:  # joined the group, partition restored
@@ -326,6 +361,11 @@ def main() -> None:
         help="also report CPU per record of each thread and of the broker (Linux /proc)",
     )
     parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="also time the worker without the engine (events decoded, then dropped)",
+    )
+    parser.add_argument(
         "--reads-per-minute",
         type=float,
         default=6.0,
@@ -349,7 +389,7 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for batch, compression in selected_layouts(args.layouts):
             records = lines if batch == 1 else every[: args.batch_records]
-            bare_rates, worker_rates = [], []
+            bare_rates, worker_rates, decoding_ratios = [], [], []
             cpu: dict[str, list[dict[str, float]]] = {"bare": [], "worker": []}
             with LocalBroker() as broker:
                 for _ in range(args.runs):
@@ -366,6 +406,9 @@ def main() -> None:
                     worker_rates.append(len(records) / wall["worker"])
                     for side, meter in meters.items():
                         cpu[side].append({"wall": wall[side], **meter.spent})
+                    if args.parts:
+                        alone = worker_run(broker.bootstrap, topic, messages, state, engine=False)
+                        decoding_ratios.append(wall["bare"] / alone)
             ratios = [w / b for w, b in zip(worker_rates, bare_rates, strict=True)]
             name = ("1 record/message" if batch == 1 else f"{batch} records/message") + (
                 f", {compression}" if compression else ""
@@ -376,6 +419,12 @@ def main() -> None:
                 f"{' '.join(f'{r:.2f}' for r in ratios)} |",
                 flush=True,
             )
+            if decoding_ratios:
+                print(
+                    f"    without the engine: {statistics.median(decoding_ratios):.2f} of the "
+                    f"bare rate ({' '.join(f'{r:.2f}' for r in decoding_ratios)})",
+                    flush=True,
+                )
             for side, runs in cpu.items():
                 if runs:
                     print(f"    {side} {per_record(runs, len(records))}", flush=True)
