@@ -438,10 +438,10 @@ call_with_int(PyObject *func, PyObject *first, long long number, PyObject *third
     return status;
 }
 
-/* Streams found recently by a scan, by the identity of their (account, Region) strings (the
- * decoder's string cache makes the same text the same object, so events of a few streams
- * interleaved find theirs here without building a key and comparing strings). */
-#define STREAM_CACHE 8
+/* Streams found by a scan, by the identity of their (account, Region) strings (the decoder's
+ * string cache makes the same text the same object, so events of streams interleaved find
+ * theirs here without building a key and comparing strings); one slot per pair of strings. */
+#define STREAM_CACHE 64
 
 typedef struct {
     PyObject *account, *region, *stream, *key; /* strong; key is (account, region) */
@@ -449,7 +449,7 @@ typedef struct {
 
 /* Routes found recently by a scan, by the identity of their parts (as streams above): a
  * shape's rows never change, so a hit is what the routes dict would give. */
-#define ROUTE_CACHE 64
+#define ROUTE_CACHE 256
 #define ROUTE_PARTS 8
 
 typedef struct {
@@ -467,7 +467,6 @@ typedef struct {
     /* the clock-only records of the events */
     PyObject *clock;
     StreamSlot found[STREAM_CACHE];
-    int next_slot;
     RouteSlot routed[ROUTE_CACHE];
     PyObject *key; /* borrowed from ``found``: the (account, Region) of the last stream found */
 } ScanState;
@@ -479,12 +478,11 @@ static PyObject *null_text, *newest_name; /* "null", "_newest" */
 static PyObject *
 stream_for(ScanState *st, PyObject *account, PyObject *region)
 {
-    for (int i = 0; i < STREAM_CACHE; i++) {
-        StreamSlot *slot = &st->found[i];
-        if (slot->account == account && slot->region == region) {
-            st->key = slot->key;
-            return Py_NewRef(slot->stream);
-        }
+    uintptr_t hash = ((uintptr_t)account ^ ((uintptr_t)region >> 4)) * 0x9E3779B97F4A7C15u;
+    StreamSlot *slot = &st->found[(hash >> 40) % STREAM_CACHE];
+    if (slot->account == account && slot->region == region) {
+        st->key = slot->key;
+        return Py_NewRef(slot->stream);
     }
     PyObject *key = PyTuple_Pack(2, account, region);
     if (key == NULL) {
@@ -495,8 +493,6 @@ stream_for(ScanState *st, PyObject *account, PyObject *region)
         Py_DECREF(key);
         return NULL;
     }
-    StreamSlot *slot = &st->found[st->next_slot];
-    st->next_slot = (st->next_slot + 1) % STREAM_CACHE;
     Py_XSETREF(slot->account, Py_NewRef(account));
     Py_XSETREF(slot->region, Py_NewRef(region));
     Py_XSETREF(slot->stream, Py_NewRef(stream));

@@ -807,15 +807,15 @@ def test_accepted_events_are_the_same_with_and_without_the_accelerator(
 
 
 def _many_streams_and_shapes() -> list[bytes]:
-    """Write calls of 12 account-Regions and 120 event shapes interleaved, as JSON lines: more
-    streams and shapes than the C loop keeps by identity, decoded with shared strings."""
+    """Write calls of 160 account-Regions (4 accounts) and 120 event shapes interleaved, as JSON
+    lines, half of them from two of the streams: more streams and routes than the C loop keeps
+    by identity, so that they share its slots, decoded with shared strings."""
     rng = random.Random(11)
-    regions = ("us-east-1", "eu-west-1", "ap-south-1")
-    places = [(f"20000000000{k // 3}", regions[k % 3]) for k in range(12)]
+    places = [(f"20000000000{k % 4}", f"region-{k // 4:02d}") for k in range(160)]
     shapes = [(f"Api{k}", ("AccessDenied", None, None)[k % 3]) for k in range(120)]
     lines = []
-    for second in range(0, 3 * 3600, 3):
-        account, region = rng.choice(places)
+    for second in range(0, 3 * 3600, 2):
+        account, region = rng.choice(places if rng.random() < 0.5 else places[:2])
         name, error = rng.choice(shapes)
         if 7200 <= second < 7500 and rng.random() < 0.8:  # a burst in one stream
             (account, region), (name, error) = places[0], shapes[0]
