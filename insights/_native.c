@@ -24,6 +24,7 @@
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #include "_native.h"
+#include <stddef.h>
 #include <structmember.h>
 
 /* Accepted event times, as in insights/timeparse.py: [2006-01-01, 2100-01-01). */
@@ -433,14 +434,16 @@ call_with_int(PyObject *func, PyObject *first, long long number, PyObject *third
         return -1;
     }
     PyObject *args[3] = {first, value, third};
-    int status = call_discard(func, args, third == NULL ? 2 : 3);
+    int status = call_discard(func, args, 3);
     Py_DECREF(value);
     return status;
 }
 
 /* Streams found by a scan, by the identity of their (account, Region) strings (the decoder's
  * string cache makes the same text the same object, so events of streams interleaved find
- * theirs here without building a key and comparing strings); one slot per pair of strings. */
+ * theirs here without building a key and comparing strings); one slot per pair of strings.
+ * A slot is read only once its bit in the scan's ``used`` map is set: the slots are not
+ * cleared when a scan starts, so a call with one event costs no more than it did before. */
 #define STREAM_CACHE 64
 
 typedef struct {
@@ -466,10 +469,30 @@ typedef struct {
     long long max_ids, window, analysed, duplicates;
     /* the clock-only records of the events */
     PyObject *clock;
+    PyObject *key; /* borrowed from ``found``: the (account, Region) of the last stream found */
+    /* which slots below hold something (the fields up to here start zeroed) */
+    uint64_t found_used[STREAM_CACHE / 64], routed_used[ROUTE_CACHE / 64];
     StreamSlot found[STREAM_CACHE];
     RouteSlot routed[ROUTE_CACHE];
-    PyObject *key; /* borrowed from ``found``: the (account, Region) of the last stream found */
 } ScanState;
+
+/* The slot of a hash of object identities in a table of ``size`` (a power of two). */
+static inline size_t
+identity_slot(uintptr_t hash, size_t size)
+{
+    return (size_t)((hash * 0x9E3779B97F4A7C15u) >> 40) & (size - 1);
+}
+
+/* Whether slot ``i`` of a ``used`` map holds something; marks it as holding from now on. */
+static inline int
+slot_used(uint64_t *used, size_t i, int mark)
+{
+    int was = (int)((used[i / 64] >> (i % 64)) & 1);
+    if (mark) {
+        used[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+    return was;
+}
 
 static PyObject *null_text, *newest_name; /* "null", "_newest" */
 
@@ -478,9 +501,10 @@ static PyObject *null_text, *newest_name; /* "null", "_newest" */
 static PyObject *
 stream_for(ScanState *st, PyObject *account, PyObject *region)
 {
-    uintptr_t hash = ((uintptr_t)account ^ ((uintptr_t)region >> 4)) * 0x9E3779B97F4A7C15u;
-    StreamSlot *slot = &st->found[(hash >> 40) % STREAM_CACHE];
-    if (slot->account == account && slot->region == region) {
+    size_t index = identity_slot((uintptr_t)account ^ ((uintptr_t)region >> 4), STREAM_CACHE);
+    StreamSlot *slot = &st->found[index];
+    if (slot_used(st->found_used, index, 0) && slot->account == account &&
+        slot->region == region) {
         st->key = slot->key;
         return Py_NewRef(slot->stream);
     }
@@ -493,10 +517,16 @@ stream_for(ScanState *st, PyObject *account, PyObject *region)
         Py_DECREF(key);
         return NULL;
     }
-    Py_XSETREF(slot->account, Py_NewRef(account));
-    Py_XSETREF(slot->region, Py_NewRef(region));
-    Py_XSETREF(slot->stream, Py_NewRef(stream));
-    Py_XSETREF(slot->key, key);
+    if (slot_used(st->found_used, index, 1)) {
+        Py_DECREF(slot->account);
+        Py_DECREF(slot->region);
+        Py_DECREF(slot->stream);
+        Py_DECREF(slot->key);
+    }
+    slot->account = Py_NewRef(account);
+    slot->region = Py_NewRef(region);
+    slot->stream = Py_NewRef(stream);
+    slot->key = key;
     st->key = key;
     return Py_NewRef(stream);
 }
@@ -504,17 +534,21 @@ stream_for(ScanState *st, PyObject *account, PyObject *region)
 static void
 forget_found(ScanState *st)
 {
-    for (int i = 0; i < STREAM_CACHE; i++) {
-        Py_CLEAR(st->found[i].account);
-        Py_CLEAR(st->found[i].region);
-        Py_CLEAR(st->found[i].stream);
-        Py_CLEAR(st->found[i].key);
-    }
-    for (int i = 0; i < ROUTE_CACHE; i++) {
-        for (int k = 0; k < ROUTE_PARTS; k++) {
-            Py_CLEAR(st->routed[i].part[k]);
+    for (size_t i = 0; i < STREAM_CACHE; i++) {
+        if (slot_used(st->found_used, i, 0)) {
+            Py_DECREF(st->found[i].account);
+            Py_DECREF(st->found[i].region);
+            Py_DECREF(st->found[i].stream);
+            Py_DECREF(st->found[i].key);
         }
-        Py_CLEAR(st->routed[i].rows);
+    }
+    for (size_t i = 0; i < ROUTE_CACHE; i++) {
+        if (slot_used(st->routed_used, i, 0)) {
+            for (int k = 0; k < ROUTE_PARTS; k++) {
+                Py_DECREF(st->routed[i].part[k]);
+            }
+            Py_DECREF(st->routed[i].rows);
+        }
     }
 }
 
@@ -640,9 +674,10 @@ rows_of_route(ScanState *st, PyObject *stream, PyObject *event)
         }
         hash = (hash ^ (uintptr_t)part[i]) * 0x9E3779B97F4A7C15u;
     }
-    RouteSlot *slot = &st->routed[(hash >> 40) % ROUTE_CACHE];
+    size_t index = identity_slot(hash, ROUTE_CACHE);
+    RouteSlot *slot = &st->routed[index];
     PyObject *rows = NULL;
-    int hit = slot->rows != NULL;
+    int hit = slot_used(st->routed_used, index, 0);
     for (int i = 0; hit && i < ROUTE_PARTS; i++) {
         hit = slot->part[i] == part[i];
     }
@@ -661,10 +696,15 @@ rows_of_route(ScanState *st, PyObject *stream, PyObject *event)
             Py_CLEAR(rows);
         }
         if (rows != NULL) {
+            int held = slot_used(st->routed_used, index, 1);
             for (int i = 0; i < ROUTE_PARTS; i++) {
-                Py_XSETREF(slot->part[i], Py_NewRef(part[i]));
+                PyObject *old = held ? slot->part[i] : NULL;
+                slot->part[i] = Py_NewRef(part[i]);
+                Py_XDECREF(old);
             }
-            Py_XSETREF(slot->rows, Py_NewRef(rows));
+            PyObject *old = held ? slot->rows : NULL;
+            slot->rows = Py_NewRef(rows);
+            Py_XDECREF(old);
         }
     }
     for (int i = 1; i < ROUTE_PARTS; i++) {
@@ -1023,7 +1063,12 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, "
                                   "due: dict, slow, dedupe, routes: dict[, clock: ClockOnly])");
     }
-    ScanState st = {.streams = args[1], .accept = args[4], .due = args[5], .slow = args[6]};
+    ScanState st;
+    memset(&st, 0, offsetof(ScanState, found)); /* not the slots: see STREAM_CACHE */
+    st.streams = args[1];
+    st.accept = args[4];
+    st.due = args[5];
+    st.slow = args[6];
     st.dedupe = args[7];
     st.routes = args[8];
     st.clock = nargs == 10 && args[9] != Py_None ? args[9] : NULL;
