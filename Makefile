@@ -3,16 +3,35 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every direct and transitive version, with hashes: a fresh clone installs what CI tested.
+LOCK := requirements.lock
+PIP := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: demo test check lint typecheck bench clean venv tools
+.PHONY: demo test check lint typecheck bench clean venv tools lock test-latest
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard insights/_*.c insights/_*.h)
+$(STAMP): $(LOCK) pyproject.toml setup.py $(wildcard insights/_*.c insights/_*.h)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Refresh the lock from pyproject.toml's ranges (newest allowed releases), then `make check`.
+lock: $(STAMP)
+	$(PIP) install --quiet uv
+	echo 'setuptools>=77' | $(BIN)/uv pip compile --quiet pyproject.toml - --extra dev \
+	  --universal --python-version 3.11 --generate-hashes -o $(LOCK)
+	touch pyproject.toml
+
+# The unit and property suites on the newest releases pyproject.toml allows (not the lock),
+# so an upstream change is met on purpose, not by a newcomer's fresh clone.
+test-latest:
+	rm -rf .venv-latest
+	$(PY) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet --disable-pip-version-check --upgrade -e '.[dev]'
+	.venv-latest/bin/pip list --format=freeze | grep -i -E '^(msgspec|numpy|scipy|kafka-python|pydantic|river)='
+	.venv-latest/bin/pytest -q -p no:cacheprovider tests/unit tests/property insights
 
 demo: $(STAMP)
 	$(BIN)/ctinsights demo
@@ -43,4 +62,4 @@ bench: $(STAMP)
 	$(BIN)/pytest -q tests/unit/streams/test_scenarios.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .mypy_cache .pytest_cache .ruff_cache

@@ -235,14 +235,29 @@ def _check(event: CloudTrailEvent, raw: bytes) -> Rejection | None:
     return None
 
 
-def _exception_reason(exc: Exception) -> RejectReason:
+def _rejection(exc: Exception, raw: bytes) -> Rejection:
+    """The rejection for a record or message that failed to decode, by our own checks.
+
+    The reason never depends on a library's message text (msgspec 0.23 reports invalid UTF-8 as
+    a plain ``DecodeError``): UTF-8 is checked here, the rest goes by exception type.
+    """
     if isinstance(exc, RecursionError):
-        return RejectReason.TOO_DEEP
-    if isinstance(exc, UnicodeDecodeError):
-        return RejectReason.INVALID_UTF8
-    if isinstance(exc, msgspec.ValidationError):
-        return RejectReason.WRONG_TYPE
-    return RejectReason.INVALID_JSON
+        reason = RejectReason.TOO_DEEP
+    elif isinstance(exc, UnicodeDecodeError) or not _is_utf8(raw):
+        reason = RejectReason.INVALID_UTF8
+    elif isinstance(exc, msgspec.ValidationError):
+        reason = RejectReason.WRONG_TYPE
+    else:
+        reason = RejectReason.INVALID_JSON
+    return Rejection(reason, str(exc)[:200], raw)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _decode_one_record(raw: bytes, out: DecodeResult) -> None:
@@ -252,7 +267,7 @@ def _decode_one_record(raw: bytes, out: DecodeResult) -> None:
     try:
         event = _event_decoder.decode(raw)
     except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
-        out.rejections.append(Rejection(_exception_reason(exc), str(exc)[:200], raw))
+        out.rejections.append(_rejection(exc, raw))
         return
     _accept(event, raw, out)
 
@@ -324,7 +339,7 @@ def _decode_json_slow(data: bytes, out: DecodeResult, exc: Exception) -> None:
             return
         env = _raw_envelope_decoder.decode(data)
     except (msgspec.MsgspecError, RecursionError, ValueError) as inner:
-        out.rejections.append(Rejection(_exception_reason(inner), str(inner)[:200], data))
+        out.rejections.append(_rejection(inner, data))
         return
     if env.records is not None:
         _fallback_records(env.records, out)
@@ -335,11 +350,11 @@ def _decode_json_slow(data: bytes, out: DecodeResult, exc: Exception) -> None:
             try:
                 message = _log_event_decoder.decode(bytes(item)).message
             except (msgspec.MsgspecError, RecursionError, ValueError) as bad:
-                out.rejections.append(Rejection(_exception_reason(bad), str(bad)[:200], item))
+                out.rejections.append(_rejection(bad, bytes(item)))
                 continue
             _decode_one_record(message.encode(), out)
     else:
-        out.rejections.append(Rejection(_exception_reason(exc), str(exc)[:200], data))
+        out.rejections.append(_rejection(exc, data))
 
 
 def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:

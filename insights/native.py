@@ -33,6 +33,39 @@ __all__ = ["ABI", "module"]
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
 ABI = 7
 
+#: The C code reads msgspec's struct layout and numpy's ufunc internals, so it runs only with
+#: the (major, minor) releases it was checked against (``make test`` on the lock file and
+#: ``make test-latest`` on the newest allowed ones); any other runs the pure-Python code. Add a
+#: release here after the native tests pass with it.
+CHECKED_WITH: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "msgspec": ((0, 18), (0, 23)),
+    "numpy": ((2, 0), (2, 4)),
+}
+
+
+def _release(version: str) -> tuple[int, int]:
+    """``(major, minor)`` of a version string such as ``2.4.6`` or ``0.23.0rc1``."""
+    parts = [int("".join(c for c in p if c.isdigit()) or 0) for p in version.split(".")[:2]]
+    return (parts[0], parts[1] if len(parts) > 1 else 0)
+
+
+def unchecked_dependencies(versions: dict[str, str]) -> list[str]:
+    """``name version`` of each dependency outside :data:`CHECKED_WITH`'s range.
+
+    Examples:
+        >>> unchecked_dependencies({"msgspec": "0.23.0", "numpy": "2.4.6"})
+        []
+        >>> unchecked_dependencies({"msgspec": "0.24.1", "numpy": "1.26.4"})
+        ['msgspec 0.24.1', 'numpy 1.26.4']
+    """
+    out = []
+    for name, version in versions.items():
+        low, high = CHECKED_WITH[name]
+        if not low <= _release(version) <= high:
+            out.append(f"{name} {version}")
+    return out
+
+
 try:
     from insights import _native
 except ImportError:  # installed without a C compiler
@@ -48,6 +81,19 @@ if _native is not None and getattr(_native, "ABI", None) != ABI:
         ABI,
     )
     _native = None  # type: ignore[assignment]
+
+if _native is not None:
+    import msgspec
+    import numpy as np
+
+    _unchecked = unchecked_dependencies({"msgspec": msgspec.__version__, "numpy": np.__version__})
+    if _unchecked:
+        logging.getLogger(__name__).warning(
+            "insights._native was not checked with %s: not used (pure Python, same results, "
+            "slower); see insights.native.CHECKED_WITH",
+            ", ".join(_unchecked),
+        )
+        _native = None  # type: ignore[assignment]
 
 if _native is not None:
     # the closing step calls numpy's and scipy's ufunc loops directly (the same code the ufuncs

@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from insights import EngineConfig, InsightEngine, decode_many, decode_message
+from insights import EngineConfig, InsightEngine, RejectReason, decode_many, decode_message
 from tests.factory import T0, background, burst
 
 json_values = st.recursive(
@@ -37,7 +37,12 @@ fields = st.sampled_from(
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     result = decode_message(data)
-    assert len(result.events) + len(result.rejections) + result.ignored >= 0
+    # every input is accounted for: something decoded, ignored by design, or rejected with a
+    # reason and the bytes it was given
+    assert len(result.events) + len(result.rejections) + result.ignored >= 1
+    for rejection in result.rejections:
+        assert isinstance(rejection.reason, RejectReason)
+        assert rejection.raw is None or rejection.raw in data or len(data) == 0
 
 
 @given(st.dictionaries(fields, json_values, max_size=6))

@@ -91,6 +91,16 @@ def test_a_module_of_another_version_is_not_used(
     assert "from another version" in _loaded_instead(stale, monkeypatch, caplog)
 
 
+def test_a_msgspec_release_it_was_not_checked_with_runs_pure_python(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import msgspec
+
+    assert BUILT is not None
+    monkeypatch.setattr(msgspec, "__version__", "0.99.0")
+    assert "not checked with msgspec 0.99.0" in _loaded_instead(BUILT, monkeypatch, caplog)
+
+
 def test_a_numpy_whose_ufunc_loops_cannot_be_read_runs_pure_python(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
