@@ -81,7 +81,12 @@ class EngineConfig(BaseModel):
     max_insight_minutes: int = Field(default=1440, ge=2)
     end_quiet_minutes: int = Field(default=3, ge=1, le=60)
     max_clock_jump_minutes: int = Field(default=360, ge=1)
-    jump_confirm_events: int = Field(default=3, ge=1, le=1000)
+    jump_confirm_events: int = Field(default=128, ge=1, le=1000)
+    """Held events (distinct eventIDs) that move a stream whose own traffic has stopped."""
+    jump_vouched_events: int = Field(default=3, ge=1, le=1000)
+    """Held events that move a stalled stream when the other streams' clocks vouch for them."""
+    jump_vouch_seconds: int = Field(default=300, ge=0)
+    """How far past the held events the other streams' clock must be (or move) to vouch."""
     dedupe_window_minutes: int = Field(default=60, ge=0)
     dedupe_max_ids: int = Field(default=2_000_000, ge=0)
 

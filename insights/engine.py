@@ -54,6 +54,12 @@ _API_EVENT_TYPES = frozenset({None, "AwsApiCall"})
 _LOOKBACK = max(SCALES) + 1
 #: Events between two vectorized closing steps inside one ``process_many`` call.
 DRAIN_EVERY = 4096
+#: How far a stream's own clock must move on after its first held event to show that its
+#: traffic still arrives on time (the held events are then rejected).
+_ON_TIME_PROGRESS = 60
+#: ``max_seen`` of a stream whose clock has not started (only held records so far): every
+#: record of it takes the Python path, which starts the clock at its first on-time record.
+_UNBORN = -(2**62)
 #: Bound of the cache of event shapes -> keys (cleared when full).
 _MAX_ROUTES = 1 << 20
 #: Empty minutes are accounted in pieces of at most this many half-lives (keeps weights finite).
@@ -157,6 +163,9 @@ class InsightEngine:
         self._ended: dict[int, int] = {}
         self._due: dict[tuple[str, str], StreamState] = {}
         self._undrained = 0
+        #: streams holding events (see :meth:`_hold`); a lower bound of the newest stream clock
+        self._holding: set[StreamState] = set()
+        self._newest_bound = 0
 
     # ------------------------------------------------------------------ hot path
     def process(self, event: CloudTrailEvent) -> list[InsightRecord]:
@@ -205,6 +214,8 @@ class InsightEngine:
     def drain(self) -> list[InsightRecord]:
         """Score every minute closed so far; return the Insight records that caused."""
         self._undrained = 0
+        if self._holding:
+            self._review_held()  # the other streams may have moved on
         return self._drain() if self._due else []
 
     def _process_slice(
@@ -268,10 +279,9 @@ class InsightEngine:
                 continue
             stream = streams.get((event.recipient_account_id, event.aws_region))  # type: ignore[arg-type]
             if stream is None:
-                if not (event.recipient_account_id and event.aws_region):
-                    self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+                stream = self._first_of_stream(event, seconds)
+                if stream is None:
                     continue
-                stream = self._new_stream(event.recipient_account_id, event.aws_region, seconds)
             elif seconds > stream.max_seen + jump:
                 self._hold(stream, seconds, event)
                 continue
@@ -403,6 +413,34 @@ class InsightEngine:
         stream.rows.append(row)
         return row
 
+    def _first_of_stream(self, event: CloudTrailEvent, seconds: int) -> StreamState | None:
+        """A new stream for ``event``; None when the event was held (or rejected) instead.
+
+        A first record far ahead of every other stream's clock does not start the stream's
+        clock: it is held, and the clock starts at the first on-time record.
+        """
+        account, region = event.recipient_account_id, event.aws_region
+        if not (account and region):
+            self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
+            return None
+        # clocks only move on: most first records are within reach of the bound, no scan needed
+        far = seconds > self._newest_bound + self._jump
+        reference = self._other_clocks(None) if far else None
+        stream = self._new_stream(account, region, seconds)
+        if reference is None or seconds <= reference + self._jump:
+            self._newest_bound = max(self._newest_bound, seconds)
+            return stream
+        stream.max_seen = _UNBORN
+        self._hold(stream, seconds, event)
+        return None
+
+    def _start_clock(self, stream: StreamState, seconds: int) -> None:
+        """Start an unborn stream's clock at ``seconds``, as :meth:`_new_stream` would have."""
+        start = (seconds - self._lateness) // 60
+        stream.exposure = StreamExposure(start, self.config.baseline_half_life_minutes)
+        stream.first_minute = stream.closed_until = stream.next_close = start
+        stream.max_seen = seconds
+
     def _new_stream(self, account: str, region: str, seconds: int) -> StreamState:
         start = (seconds - self._lateness) // 60
         stream = StreamState(
@@ -417,31 +455,121 @@ class InsightEngine:
         return stream
 
     # ------------------------------------------------------------------ clock jumps
+    def _other_clocks(self, stream: StreamState | None) -> int | None:
+        """The newest clock of the streams other than ``stream``; None when there is none."""
+        newest = max(
+            (
+                s.max_seen
+                for s in self._streams.values()
+                if s is not stream and s.max_seen != _UNBORN
+            ),
+            default=None,
+        )
+        if newest is not None:
+            self._newest_bound = max(self._newest_bound, newest)
+        return newest
+
     def _hold(self, stream: StreamState, seconds: int, event: CloudTrailEvent) -> None:
-        """Hold back an event far ahead of its stream until others confirm the new time."""
-        stream.held.append((seconds, event))
-        cfg = self.config
-        newest = seconds
-        agreeing = [(s, e) for s, e in stream.held if abs(s - newest) <= self._jump]
-        if len(agreeing) >= cfg.jump_confirm_events:
-            rejected = len(stream.held) - len(agreeing)
-            if rejected:
-                self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += rejected
-            stream.held = []
-            logger.info(
-                "stream %s/%s jumps forward to %d after %d agreeing events",
-                stream.account,
-                stream.region,
-                min(s for s, _ in agreeing),
-                len(agreeing),
-            )
-            self._schedule(stream, (min(s for s, _ in agreeing) - self._lateness) // 60)
-            for held_seconds, held_event in sorted(agreeing, key=lambda p: p[0]):
-                self._accept(stream, held_seconds, held_event)
+        """Hold back an event far ahead of its stream's clock (see :mod:`insights.windows`).
+
+        The rule: a few records cannot move a stream's clock while its own traffic keeps
+        arriving. Held events are rejected as soon as the stream's clock moves on by
+        :data:`_ON_TIME_PROGRESS` since the first of them; they move the stream only while it
+        stalls, by numbers no small injection reaches (``jump_confirm_events`` distinct
+        eventIDs) or vouched for by the other streams' clocks (:meth:`_vouched`).
+        """
+        if stream.max_seen == _UNBORN:
+            reference = self._other_clocks(stream)
+            if reference is None or seconds <= reference + self._jump:
+                # the stream's first on-time record: its clock starts here, with what it holds
+                held, since = stream.held, stream.held_reference
+                self._start_clock(stream, seconds)
+                stream.held, stream.held_clock, stream.held_reference = held, seconds, since
+                self._scan([event])
+                return
+        if stream.held and stream.max_seen - stream.held_clock >= _ON_TIME_PROGRESS:
+            self._reject_held(stream, len(stream.held))
+        if not stream.held:
+            self._start_holding(stream)
+        event_id = event.event_id
+        if event_id is not None and any(e.event_id == event_id for _, e in stream.held):
+            self.stats.duplicates += 1  # a copy cannot confirm its own record
             return
-        if len(stream.held) > 4 * cfg.jump_confirm_events:
-            stream.held.pop(0)
-            self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += 1
+        stream.held.append((seconds, event))
+        self._holding.add(stream)
+        if len(stream.held) > 2 * self.config.jump_confirm_events:
+            self._reject_held(stream, 1)  # the oldest: bounded memory per stream
+        self._maybe_jump(stream)
+
+    def _start_holding(self, stream: StreamState) -> None:
+        stream.held_clock = stream.max_seen
+        stream.held_reference = self._other_clocks(stream) or 0
+
+    def _reject_held(self, stream: StreamState, count: int) -> None:
+        self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += count
+        del stream.held[:count]
+
+    def _review_held(self) -> None:
+        """Re-judge the held events of every stream holding some (other clocks moved on)."""
+        for stream in list(self._holding):
+            if stream.held and stream.max_seen - stream.held_clock >= _ON_TIME_PROGRESS:
+                self._reject_held(stream, len(stream.held))
+            elif stream.held:
+                self._maybe_jump(stream)
+            if not stream.held:
+                self._holding.discard(stream)
+
+    def _maybe_jump(self, stream: StreamState, force: bool = False) -> None:
+        """Move ``stream`` to its held events' time if the rule allows it (or ``force``)."""
+        cfg = self.config
+        held = sorted(stream.held, key=lambda p: p[0])
+        pivot = held[len(held) // 2][0]
+        agreeing = [(s, e) for s, e in held if abs(s - pivot) <= self._jump]
+        distinct = sum(1 for _, e in agreeing if e.event_id is not None)
+        if not (
+            force
+            or distinct >= cfg.jump_confirm_events
+            or (distinct >= cfg.jump_vouched_events and self._vouched(stream, agreeing[-1][0]))
+        ):
+            return
+        first = agreeing[0][0]
+        earlier = sum(1 for s, _ in held if s < first)
+        later = [(s, e) for s, e in held if s > agreeing[-1][0]]
+        if earlier:
+            self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += earlier
+        logger.info(
+            "stream %s/%s jumps forward to %d after %d held events",
+            stream.account,
+            stream.region,
+            first,
+            len(agreeing),
+        )
+        stream.held = []
+        if stream.max_seen == _UNBORN:
+            self._start_clock(stream, first)
+        self._schedule(stream, (first - self._lateness) // 60)
+        for held_seconds, held_event in agreeing:
+            self._accept(stream, held_seconds, held_event)
+        if later:  # beyond the new clock too: held again, from it
+            stream.held = later
+            self._start_holding(stream)
+
+    def _vouched(self, stream: StreamState, newest: int) -> bool:
+        """Whether another clock says the time of the held events (up to ``newest``) has come.
+
+        It has when that clock was past them already (a replay whose other streams are ahead)
+        or moved on to them while the stream stalled. A stream whose clock has not started, or
+        an input that has shown no other stream (the first of a replay), has only its own
+        agreeing records to go by: other streams are other clocks, and a log tree ordered by
+        account or Region holds streams years apart.
+        """
+        other = self._other_clocks(stream)
+        if other is None or stream.max_seen == _UNBORN:
+            return True
+        vouch = self.config.jump_vouch_seconds
+        return other - newest >= vouch or (
+            newest <= other and other - stream.held_reference >= vouch
+        )
 
     # ------------------------------------------------------------------ minute closing
     def _schedule(self, stream: StreamState, target: int) -> None:
@@ -821,13 +949,15 @@ class InsightEngine:
     def flush(self) -> list[InsightRecord]:
         """Close every open minute and end every open insight (end of a finite input).
 
-        Held-back far-future events that were never confirmed are rejected.
+        Held-back far-future events that were never confirmed are rejected, except those of a
+        stream whose clock never started (nothing of its own contradicts them).
         """
         lasts: list[tuple[StreamState, int]] = []
         for stream in list(self._streams.values()):
+            if stream.max_seen == _UNBORN:
+                self._maybe_jump(stream, force=True)
             if stream.held:
-                self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += len(stream.held)
-                stream.held = []
+                self._reject_held(stream, len(stream.held))
             last = max([stream.max_seen // 60, *stream.pending]) + 1
             self._schedule(stream, last)
             lasts.append((stream, last))

@@ -62,6 +62,7 @@ def _stream(s: StreamState) -> dict[str, Any]:
         "pending": {str(m): _buffer(b) for m, b in s.pending.items()},
         "recent": {str(m): _buffer(b) for m, b in s.recent.items()},
         "held": [[sec, msgspec.json.encode(ev)] for sec, ev in s.held],
+        "held_since": [s.held_clock, s.held_reference],
         "open_rows": sorted(s.open_rows),
     }
 
@@ -80,6 +81,8 @@ def _unstream(d: dict[str, Any], half_life: float) -> StreamState:
         pending={int(m): _unbuffer(b) for m, b in d["pending"].items()},
         recent={m: _unbuffer(d["recent"][str(m)]) for m in sorted(map(int, d["recent"]))},
         held=[(int(sec), msgspec.json.decode(raw, type=CloudTrailEvent)) for sec, raw in d["held"]],
+        held_clock=int(d.get("held_since", (0, 0))[0]),
+        held_reference=int(d.get("held_since", (0, 0))[1]),
         open_rows=set(d["open_rows"]),
     )
 
@@ -176,6 +179,7 @@ def _apply(e: InsightEngine, doc: dict[str, Any]) -> None:
     half_life = e.config.baseline_half_life_minutes
     streams = [_unstream(s, half_life) for s in doc["streams"]]
     e._streams = {(s.account, s.region): s for s in streams}
+    e._holding = {s for s in streams if s.held}
     # minutes closed but not yet scored when the snapshot was taken (process_many(drain=False))
     e._due = {(s.account, s.region): s for s in streams if s.next_close < s.closed_until}
     e._row_stream = [streams[0]] * len(e._keys) if streams else []

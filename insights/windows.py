@@ -6,10 +6,13 @@ lateness``; a minute is *closed* (counted, scored, learned) once the watermark p
 Events for a closed minute are *late*: they are counted and not analysed.
 
 An event more than ``max_clock_jump_minutes`` ahead of its stream is held back, not trusted: a
-single record dated years ahead must not move time forward. Held events that agree with each
-other (``jump_confirm_events`` of them within the jump limit of the newest) move the stream to
-their time, as when a replay crosses a real gap in the logs; the others are rejected as
-``future_timestamp``.
+few records dated ahead must not move time while the stream's own traffic keeps arriving. The
+held events move the stream to their time (a replay crossing a real gap in the logs, a quiet
+Region waking up) only when the stream's clock has stalled since the first of them and either
+``jump_confirm_events`` distinct eventIDs are held, or ``jump_vouched_events`` agreeing ones
+that the engine's other streams vouch for (their clock is ``jump_vouch_seconds`` past them, or
+moved on that far meanwhile). Once the stream's own clock moves on instead, the held events are
+rejected as ``future_timestamp`` (see :meth:`insights.engine.InsightEngine._hold`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ class StreamState:
     pending: dict[int, MinuteBuffer] = field(default_factory=dict)
     recent: dict[int, MinuteBuffer] = field(default_factory=dict)
     held: list[tuple[int, CloudTrailEvent]] = field(default_factory=list)
+    held_clock: int = 0
+    """``max_seen`` when the first held event arrived (the stall is measured from it)."""
+    held_reference: int = 0
+    """The other streams' newest clock when the first held event arrived."""
     open_rows: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:

@@ -139,6 +139,47 @@ def test_a_confirmed_jump_moves_time() -> None:
     assert engine.stats.analysed == 6
 
 
+def test_a_quiet_region_waking_up_is_vouched_for_by_the_flowing_ones() -> None:
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process(make_event(T0, region="eu-west-1"))  # then silent for 7 h
+    flowing = [make_event(T0 + m * 60) for m in range(8 * 60)]
+    woken = [make_event(T0 + 7 * 3600 + i, region="eu-west-1") for i in range(5)]
+    engine.process_many(flowing[: 7 * 60] + woken + flowing[7 * 60 :])
+    engine.flush()
+    assert engine.stats.rejected.get("future_timestamp", 0) == 0
+    assert engine.stats.analysed == 1 + 8 * 60 + 5
+
+
+def test_records_ahead_of_a_flowing_stream_are_rejected_once_it_moves_on() -> None:
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    # two Regions flowing; 50 agreeing records (distinct ids) 30 h ahead of one of them
+    events = [make_event(T0 + m * 60, region=r) for m in range(120) for r in ("us-east-1", "x")]
+    ahead = [make_event(T0 + 30 * 3600 + i) for i in range(50)]
+    engine.process_many(events[:120] + ahead + events[120:])
+    assert engine.stats.rejected["future_timestamp"] == 50
+    assert engine.stats.late == 0
+    assert engine.stats.analysed == 240
+    assert engine.watermark("123456789012", "us-east-1") == (T0 + 119 * 60 - 60) // 60
+
+
+def test_the_only_stream_of_an_input_moves_on_three_agreeing_records() -> None:
+    # nothing else to compare with: a replay crossing a gap in a one-Region log
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process(make_event(T0))
+    engine.process_many(make_event(T0 + 30 * DAY + i) for i in range(3))
+    assert engine.stats.analysed == 4
+    assert engine.watermark("123456789012", "us-east-1") == (T0 + 30 * DAY - 60) // 60
+
+
+def test_a_new_streams_first_record_far_ahead_does_not_start_its_clock() -> None:
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process(make_event(T0, region="eu-west-1"))
+    engine.process(make_event(T0 + 40 * 365 * DAY))  # us-east-1's first record
+    engine.process_many(make_event(T0 + m * 60) for m in range(1, 10))
+    assert engine.stats.late == 0
+    assert engine.stats.rejected["future_timestamp"] == 1
+
+
 def test_regions_have_their_own_clocks() -> None:
     engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
     engine.process(make_event(T0 + 3600, region="eu-west-1"))
