@@ -11,7 +11,7 @@
  *   decode_fast(decode, messages, start, max_bytes, out[, prepared[, clock]])
  *       -> (index, event or None)
  *   accept_complete(records, start, out) -> index
- *   scan(events, streams, jump, lateness, accept, due, slow, dedupe, routes[, clock])
+ *   scan(events, streams, jump, lateness, accept, due, slow, dedupe, routes[, clock[, horizon]])
  *       -> (skipped, late, analysed, duplicates)
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
@@ -463,6 +463,7 @@ typedef struct {
 typedef struct {
     PyObject *streams, *accept, *due, *slow;
     long long jump, lateness, skipped, late;
+    long long horizon; /* records dated after it go to ``slow`` (the caller rejects them) */
     /* accept's common case: the engine's dedupe window (its id set and ids per minute) and
      * its cache of event shapes -> rows */
     PyObject *dedupe, *dedupe_ids, *dedupe_minutes, *routes;
@@ -991,7 +992,7 @@ scan_one(ScanState *st, PyObject *event)
     long long max_seen;
     int status = attr_int(stream, F_MAX_SEEN, &max_seen);
     if (status == 0) {
-        if (seconds > max_seen + st->jump) {
+        if (seconds > max_seen + st->jump || seconds > st->horizon) {
             status = call_discard(st->slow, &event, 1); /* held back: the Python loop decides */
         } else {
             status = skip_read_only(st, stream, event, seconds, max_seen);
@@ -1030,7 +1031,8 @@ scan_clock_only(ScanState *st)
     if (stream != NULL) {
         long long max_seen;
         status = attr_int(stream, F_MAX_SEEN, &max_seen);
-        if (status == 0 && entry->seconds <= max_seen + st->jump) {
+        if (status == 0 && entry->seconds <= max_seen + st->jump &&
+            entry->seconds <= st->horizon) {
             status = move_clock(st, stream, entry->seconds, max_seen) < 0 ? -1 : 0;
             Py_DECREF(stream);
             native_clock_clear(entry);
@@ -1057,11 +1059,12 @@ scan_clock_only(ScanState *st)
 static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if ((nargs != 9 && nargs != 10) || !PyList_CheckExact(args[0]) ||
-        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[5]) || !PyDict_CheckExact(args[8]) ||
-        (nargs == 10 && args[9] != Py_None && !native_is_clock(args[9]))) {
+    if (nargs < 9 || nargs > 11 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[5]) || !PyDict_CheckExact(args[8]) ||
+        (nargs >= 10 && args[9] != Py_None && !native_is_clock(args[9]))) {
         return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, "
-                                  "due: dict, slow, dedupe, routes: dict[, clock: ClockOnly])");
+                                  "due: dict, slow, dedupe, routes: dict[, clock: ClockOnly"
+                                  "[, horizon: int]])");
     }
     ScanState st;
     memset(&st, 0, offsetof(ScanState, found)); /* not the slots: see STREAM_CACHE */
@@ -1071,9 +1074,10 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     st.slow = args[6];
     st.dedupe = args[7];
     st.routes = args[8];
-    st.clock = nargs == 10 && args[9] != Py_None ? args[9] : NULL;
+    st.clock = nargs >= 10 && args[9] != Py_None ? args[9] : NULL;
     st.jump = PyLong_AsLongLong(args[2]);
     st.lateness = PyLong_AsLongLong(args[3]);
+    st.horizon = nargs == 11 ? PyLong_AsLongLong(args[10]) : LLONG_MAX;
     if (PyErr_Occurred()) {
         return NULL;
     }

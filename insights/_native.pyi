@@ -24,6 +24,7 @@ def scan(
     dedupe: object,
     routes: dict[Any, Any],
     clock: object | None = ...,
+    horizon: int = ...,
 ) -> tuple[int, int, int, int]: ...
 def merge_minute(
     ids: object,

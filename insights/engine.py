@@ -60,6 +60,8 @@ _ON_TIME_PROGRESS = 60
 #: ``max_seen`` of a stream whose clock has not started (only held records so far): every
 #: record of it takes the Python path, which starts the clock at its first on-time record.
 _UNBORN = -(2**62)
+#: The ``reject_after`` bound when none is set (later than any accepted timestamp).
+_NO_HORIZON = 2**62
 #: Bound of the cache of event shapes -> keys (cleared when full).
 _MAX_ROUTES = 1 << 20
 #: Empty minutes are accounted in pieces of at most this many half-lives (keeps weights finite).
@@ -166,6 +168,9 @@ class InsightEngine:
         #: streams holding events (see :meth:`_hold`); a lower bound of the newest stream clock
         self._holding: set[StreamState] = set()
         self._newest_bound = 0
+        #: see :meth:`reject_after`
+        self._horizon = _NO_HORIZON
+        self._rejected: list[CloudTrailEvent] = []
 
     # ------------------------------------------------------------------ hot path
     def process(self, event: CloudTrailEvent) -> list[InsightRecord]:
@@ -243,6 +248,7 @@ class InsightEngine:
             self._dedupe,
             self._routes,
             clock_only,
+            self._horizon,
         )
         stats = self.stats
         stats.not_analysed += skipped
@@ -258,6 +264,7 @@ class InsightEngine:
         streams = self._streams
         jump = self._jump
         lateness = self._lateness
+        horizon = self._horizon
         accept = self._accept
         minute_of = _minute_cache
         second_of = _SECONDS_Z
@@ -282,7 +289,7 @@ class InsightEngine:
                 stream = self._first_of_stream(event, seconds)
                 if stream is None:
                     continue
-            elif seconds > stream.max_seen + jump:
+            elif seconds > stream.max_seen + jump or seconds > horizon:
                 self._hold(stream, seconds, event)
                 continue
             if event.read_only is True and event.error_code is None and event.event_name:
@@ -423,6 +430,9 @@ class InsightEngine:
         if not (account and region):
             self.stats.rejected[RejectReason.MISSING_FIELD.value] += 1
             return None
+        if seconds > self._horizon:
+            self._reject_future([event])
+            return None
         # clocks only move on: most first records are within reach of the bound, no scan needed
         far = seconds > self._newest_bound + self._jump
         reference = self._other_clocks(None) if far else None
@@ -476,8 +486,12 @@ class InsightEngine:
         arriving. Held events are rejected as soon as the stream's clock moves on by
         :data:`_ON_TIME_PROGRESS` since the first of them; they move the stream only while it
         stalls, by numbers no small injection reaches (``jump_confirm_events`` distinct
-        eventIDs) or vouched for by the other streams' clocks (:meth:`_vouched`).
+        eventIDs) or vouched for by the other streams' clocks (:meth:`_vouched`). An event
+        after the caller's bound (:meth:`reject_after`) is rejected at once.
         """
+        if seconds > self._horizon:
+            self._reject_future([event])
+            return
         if stream.max_seen == _UNBORN:
             reference = self._other_clocks(stream)
             if reference is None or seconds <= reference + self._jump:
@@ -506,8 +520,28 @@ class InsightEngine:
         stream.held_reference = self._other_clocks(stream) or 0
 
     def _reject_held(self, stream: StreamState, count: int) -> None:
-        self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += count
+        self._reject_future([e for _, e in stream.held[:count]])
         del stream.held[:count]
+
+    def _reject_future(self, events: list[CloudTrailEvent]) -> None:
+        self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += len(events)
+        if self._horizon != _NO_HORIZON:
+            self._rejected.extend(events)
+
+    def reject_after(self, seconds: int | None) -> None:
+        """Reject events dated after ``seconds`` as ``future_timestamp`` (None: no bound).
+
+        A caller with a clock it trusts sets it (the worker: its wall clock plus the allowed
+        skew); the engine never reads a clock. While a bound is set, every event rejected as
+        ``future_timestamp`` is kept for :meth:`take_rejected`.
+        """
+        self._horizon = _NO_HORIZON if seconds is None else seconds
+
+    def take_rejected(self) -> list[CloudTrailEvent]:
+        """The events rejected as ``future_timestamp`` since the last call (see
+        :meth:`reject_after`), oldest first."""
+        taken, self._rejected = self._rejected, []
+        return taken
 
     def _review_held(self) -> None:
         """Re-judge the held events of every stream holding some (other clocks moved on)."""
@@ -533,10 +567,10 @@ class InsightEngine:
         ):
             return
         first = agreeing[0][0]
-        earlier = sum(1 for s, _ in held if s < first)
+        earlier = [e for s, e in held if s < first]
         later = [(s, e) for s, e in held if s > agreeing[-1][0]]
         if earlier:
-            self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += earlier
+            self._reject_future(earlier)
         logger.info(
             "stream %s/%s jumps forward to %d after %d held events",
             stream.account,

@@ -31,7 +31,7 @@ import logging
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 7
+ABI = 8
 
 #: The C code reads msgspec's struct layout and numpy's ufunc internals, so it runs only with
 #: the (major, minor) releases it was checked against (``make test`` on the lock file and

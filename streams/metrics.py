@@ -127,6 +127,17 @@ class WorkerMetrics:
         self.broker_errors = Counter(
             "ctinsights_broker_errors", "Failed broker calls (retried)", ["operation"], registry=r
         )
+        self.rewinds = Counter(
+            "ctinsights_input_rewinds",
+            "Polls whose first record was not the partition's next offset: sought back, re-read",
+            registry=r,
+        )
+        self.offset_gaps = Counter(
+            "ctinsights_input_offset_gaps",
+            "Offsets the input log does not hold (compaction, transaction markers, retention), "
+            "confirmed by a read from the expected offset",
+            registry=r,
+        )
         self.key_conflicts = Counter(
             "ctinsights_key_partition_conflicts",
             "Detection keys seen on more than one input partition (mis-keyed producer)",

@@ -38,7 +38,7 @@ __all__ = [
 
 
 class CheckpointStoreKind(StrEnum):
-    """Where partition checkpoints live (see the README's "State and checkpoints")."""
+    """Where partition checkpoints live (see docs/operations.md)."""
 
     KAFKA = "kafka"
     DIRECTORY = "directory"
@@ -86,6 +86,9 @@ class WorkerSettings(BaseSettings):
     max_poll_records: int = Field(default=2_000, ge=1)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     auto_offset_reset: str = "earliest"
+    max_future_skew_seconds: int | None = Field(default=300, ge=0)
+    """Records dated more than this ahead of the worker's clock are rejected as
+    ``future_timestamp`` and dead-lettered (None: no bound; the event-time rule still holds)."""
     read_ahead: bool = True
     """Read the next two chunks of a poll's JSON on the C accelerator's reader thread while the
     engine runs the current one (no effect without the accelerator; same results either way)."""

@@ -18,17 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from insights import (
+    CloudTrailEvent,
     DecodeResult,
     EngineStats,
     InsightEngine,
     InsightRecord,
     Rejection,
+    RejectReason,
     StateDecodeError,
     chunk_ranges,
     decode_many,
@@ -60,7 +63,7 @@ _MAX_FETCH = 16 * 1024 * 1024
 #: same cores; with one, the reader thread is descheduled for a while now and then, and a longer
 #: queue lets it catch up (and this thread read the queued chunks meanwhile): on the quiet
 #: 12-day lz4 batch layout, 8 gave a median ratio of 0.68 against 0.58 for 2 (10 alternating
-#: runs each, README "Worker throughput"). A chunk is ~384 KB.
+#: runs each, docs/performance.md "Worker throughput"). A chunk is ~384 KB.
 _READ_AHEAD = 8
 _IDLE_PROBE_SECONDS = 10.0
 #: Wait after a poll that raised (the broker went away mid-call) before polling again.
@@ -69,7 +72,7 @@ _POLL_BACKOFF_SECONDS = 1.0
 #: for at most ``_EAGER_POLL_SECONDS`` after the last data; then it blocks in ``poll`` again.
 #: (kafka-python 3.0's blocking poll can sleep ``retry_backoff_ms`` (100 ms) while a fetch
 #: response is being handed over by its IO thread: the worker met that 2-4 times per 30,000
-#: messages, a third of its wall time on the worker benchmark; see README "Performance".)
+#: messages, a third of its wall time on the worker benchmark; see docs/performance.md.)
 _EAGER_POLL_WAIT = 0.001
 _EAGER_POLL_SECONDS = 0.5
 _MAX_CONFLICT_LOGS = 20
@@ -86,7 +89,8 @@ class _Partition:
 
     tp: TopicPartition
     engine: InsightEngine
-    offset: int | None
+    offset: int
+    """The next offset the engine expects: no other record reaches it (see ``_in_order``)."""
     pending: list[PendingInsight] = field(default_factory=list)
     pending_records: list[InsightRecord] = field(default_factory=list)
     pending_since: float | None = None
@@ -95,9 +99,13 @@ class _Partition:
     sequence: int = 0
     stats_seen: EngineStats = field(default_factory=EngineStats)
     keys_seen: int = 0
+    sought: int | None = None
+    """The offset last sought to after a gap: a poll from there proves the gap is in the log."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Rebalance events, called on kafka-python 3's IO thread during a group join."""
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
@@ -125,6 +133,8 @@ class Worker:
         self.stop_event = threading.Event()
         self._parts: dict[TopicPartition, _Partition] = {}
         self._key_partition: dict[tuple[str, str, str, str], TopicPartition] = {}
+        # assignments noted on kafka-python's IO thread, restored by the polling thread
+        self._rebalance_lock = threading.Lock()
         self._to_restore: set[TopicPartition] = set()
         self._rates_published = 0.0
         self._conflicts_logged = 0
@@ -229,27 +239,35 @@ class Worker:
 
     # ------------------------------------------------------------------ rebalances
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Note newly assigned partitions; they are restored right after this poll returns.
+        """Note newly assigned partitions; the polling thread restores them after its poll.
 
-        (kafka-python runs rebalance callbacks on the consumer's IO thread, where the consumer's
-        own blocking calls are not allowed; records polled for them before the restore are
-        dropped and read again from the checkpoint's offset.)
+        kafka-python makes a partition fetchable before it calls this, so a poll can return
+        records of a partition not restored yet: they are dropped, and the restore seeks back
+        to the partition's position explicitly, so they are read again.
         """
-        self._to_restore.update(tp for tp in assigned if tp not in self._parts)
+        with self._rebalance_lock:
+            self._to_restore.update(assigned)
 
     def _restore_assigned(self) -> None:
-        for tp in sorted(self._to_restore):
+        with self._rebalance_lock:
+            restore, self._to_restore = self._to_restore, set()
+        for tp in sorted(restore):
             if tp not in self._parts:
                 self._restore(tp)
-        self._to_restore.clear()
         self.metrics.partitions.set(len(self._parts))
         self.health.update(restored=True, detail={"partitions": len(self._parts)})
 
     def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Checkpoint and hand over each revoked partition (before anyone else gets it)."""
+        """Checkpoint and hand over each revoked partition (before anyone else gets it).
+
+        kafka-python runs the group join, and so this, while the polling thread is blocked in
+        ``poll()``: no partition is being processed meanwhile (and this must not wait for that
+        thread: it would wait for ever).
+        """
         self.health.update(restored=False)
+        with self._rebalance_lock:
+            self._to_restore.difference_update(revoked)
         for tp in sorted(revoked):
-            self._to_restore.discard(tp)
             part = self._parts.get(tp)
             if part is None:
                 continue
@@ -269,19 +287,14 @@ class Worker:
         self.metrics.partitions.set(len(self._parts))
 
     def _restore(self, tp: TopicPartition) -> None:
+        """Restore a partition's engine and seek to its position; every path seeks explicitly."""
         assert self._store is not None
         assert self._consumer is not None
         config = self.settings.detection
         checkpoint = self._store.load(tp.topic, tp.partition)
         if checkpoint is None:
-            committed = self._consumer.committed(tp)
-            if committed is not None:
-                logger.warning(
-                    "%s has a committed offset %d but no checkpoint: starting a new baseline there",
-                    tp,
-                    committed,
-                )
-            part = _Partition(tp=tp, engine=InsightEngine(config), offset=committed)
+            offset = self._start_offset(tp)
+            part = _Partition(tp=tp, engine=InsightEngine(config), offset=offset)
         else:
             try:
                 engine = InsightEngine.from_state(checkpoint.engine, config)
@@ -300,16 +313,34 @@ class Worker:
             part.keys_seen = engine.keys_tracked
             if checkpoint.pending:
                 self._redeliver(checkpoint)
-        if part.offset is not None:
-            self._consumer.seek(tp, part.offset)
+        self._consumer.seek(tp, part.offset)
         self._parts[tp] = part
         logger.info(
-            "partition %s/%d restored at offset %s (%d keys)",
+            "partition %s/%d restored at offset %d (%d keys)",
             tp.topic,
             tp.partition,
             part.offset,
             part.engine.keys_tracked,
         )
+
+    def _start_offset(self, tp: TopicPartition) -> int:
+        """Where a partition without a checkpoint starts: its committed offset, else the reset
+        position (``auto_offset_reset``) resolved to a number now."""
+        consumer = self._consumer
+        assert consumer is not None
+        committed = self._retry("committed", lambda: consumer.committed(tp))
+        if committed is not None:
+            logger.warning(
+                "%s has a committed offset %d but no checkpoint: starting a new baseline there",
+                tp,
+                committed,
+            )
+            return int(committed)
+        if self.settings.auto_offset_reset == "earliest":
+            ends = self._retry("beginning_offsets", lambda: consumer.beginning_offsets([tp]))
+        else:
+            ends = self._retry("end_offsets", lambda: consumer.end_offsets([tp]))
+        return int(ends[tp])
 
     def _redeliver(self, checkpoint: Checkpoint) -> None:
         """Produce the checkpoint's pending Insights that are not on the output topic yet."""
@@ -344,14 +375,14 @@ class Worker:
     def _process(self, tp: TopicPartition, messages: list[Any]) -> None:
         part = self._parts.get(tp)
         if part is None:
-            return
+            return  # not restored yet: the restore seeks back to these records
         self.metrics.messages.labels(tp.topic).inc(len(messages))
-        if part.offset is not None and messages and messages[0].offset < part.offset:
-            # redelivered below the restored position: already reflected in the state
-            messages = [m for m in messages if m.offset >= part.offset]
+        messages = self._in_order(part, messages)
         if not messages:
             return
         values = [m.value if m.value is not None else b"" for m in messages]
+        skew = self.settings.max_future_skew_seconds
+        part.engine.reject_after(None if skew is None else int(time.time()) + skew)
         records: list[InsightRecord] = []
         # decoded in small chunks that go to the engine at once (still in the CPU cache);
         # closed minutes are scored in one step for the whole poll. With read-ahead, the next
@@ -378,6 +409,9 @@ class Worker:
             )
         part.offset = messages[-1].offset + 1
         records.extend(part.engine.drain())
+        future = part.engine.take_rejected()
+        if future:
+            self._dead_letter_future(part.tp, messages, future)
         part.dirty = True
         part.stats_seen = self.metrics.add_engine_delta(part.stats_seen, part.engine.stats)
         self._check_keys(part)
@@ -390,6 +424,45 @@ class Worker:
                     PendingInsight(d["eventID"], d["sharedEventID"], record.to_json())
                 )
                 part.pending_records.append(record)
+
+    def _in_order(self, part: _Partition, messages: list[Any]) -> list[Any]:
+        """The polled records that continue the partition exactly where its engine stands.
+
+        Records below the expected offset are already in the state (a redelivery). Records
+        that start above it mean something between was polled and not processed: the partition
+        is sought back and read again, never skipped. A gap seen again when reading from the
+        expected offset itself is in the log (compaction, transaction markers) and is crossed.
+        """
+        if not messages:
+            return messages
+        if messages[0].offset < part.offset:
+            messages = [m for m in messages if m.offset >= part.offset]
+            if not messages:
+                return messages
+        first = messages[0].offset
+        if first != part.offset and part.sought != part.offset:
+            return self._seek_back(part, first)
+        if first != part.offset:
+            logger.info("%s: offsets %d-%d are not in the log", part.tp, part.offset, first - 1)
+        # one read of the log from the expected offset: what it skips is not in the log
+        missing = messages[-1].offset + 1 - part.offset - len(messages)
+        if missing:
+            self.metrics.offset_gaps.inc(missing)
+        part.sought = None
+        return messages
+
+    def _seek_back(self, part: _Partition, first: int) -> list[Any]:
+        logger.warning(
+            "%s: polled offset %d where %d was expected; seeking back to read it again",
+            part.tp,
+            first,
+            part.offset,
+        )
+        self.metrics.rewinds.inc()
+        assert self._consumer is not None
+        self._consumer.seek(part.tp, part.offset)
+        part.sought = part.offset
+        return []
 
     def _dead_letter(
         self, message: Any, value: bytes, rejections: list[Rejection], whole: bool
@@ -423,6 +496,35 @@ class Worker:
             self._send(topic, None, body, headers)
         self._flush()
 
+    def _dead_letter_future(
+        self, tp: TopicPartition, messages: list[Any], events: list[CloudTrailEvent]
+    ) -> None:
+        """Dead-letter records the engine rejected as dated in the future (counted there).
+
+        The engine rejects them after decoding, so the body is the record as decoded (the
+        fields detection reads) and the offset is the poll's range, not the record's own.
+        """
+        for _ in events:
+            self.metrics.dead_letters.labels(RejectReason.FUTURE_TIMESTAMP.value).inc()
+        topic = self.settings.dead_letter_topic
+        if topic is None:
+            return
+        for event in events:
+            headers = [
+                ("ctinsights-reason", RejectReason.FUTURE_TIMESTAMP.value.encode()),
+                ("ctinsights-detail", f"eventTime {event.event_time}".encode()),
+                ("ctinsights-source-topic", tp.topic.encode()),
+                ("ctinsights-source-partition", str(tp.partition).encode()),
+                ("ctinsights-source-offset", b"-1"),
+                (
+                    "ctinsights-source-offset-range",
+                    f"{messages[0].offset}-{messages[-1].offset}".encode(),
+                ),
+                ("ctinsights-whole-message", b"false"),
+            ]
+            self._send(topic, None, msgspec.json.encode(event), headers)
+        self._flush()
+
     def _check_keys(self, part: _Partition) -> None:
         """Report detection keys that arrive on more than one partition (mis-keyed input)."""
         keys = part.engine.keys(part.keys_seen)
@@ -454,8 +556,6 @@ class Worker:
     def _checkpoint(self, part: _Partition, commit: bool) -> None:
         """Write the partition's checkpoint, then produce its pending Insights."""
         assert self._store is not None
-        if part.offset is None:
-            return
         started = time.monotonic()
         output_from = self._output_positions() if part.pending else {}
         part.sequence += 1
@@ -486,8 +586,6 @@ class Worker:
     def _commit(self, part: _Partition) -> None:
         """Commit the input offset (for lag tooling; the checkpoint's offset is what restores)."""
         assert self._consumer is not None
-        if part.offset is None:
-            return
         try:
             self._consumer.commit({part.tp: OffsetAndMetadata(part.offset, "", -1)})
         except KafkaError as exc:
@@ -559,7 +657,7 @@ class Worker:
             "C accelerator"
             if native.module is not None
             else "pure Python (built without a C "
-            "compiler: about 1.6-2x slower, see README Performance)",
+            "compiler: about 1.6-2x slower, see docs/performance.md)",
         )
         self._connect()
         consumer = self._consumer
@@ -636,7 +734,7 @@ class Worker:
             if mark is not None and (newest is None or mark > newest):
                 newest = mark
             highwater = consumer.highwater(part.tp)
-            if highwater is not None and part.offset is not None:
+            if highwater is not None:
                 lag = max(highwater - part.offset, 0)
                 self.metrics.consumer_lag.labels(part.tp.topic, str(part.tp.partition)).set(lag)
         self.metrics.keys.set(keys)

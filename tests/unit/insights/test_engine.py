@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-from insights import EngineConfig, InsightEngine, InsightSelector
+import json
+
+import pytest
+
+from insights import EngineConfig, InsightEngine, InsightSelector, decode_many, native
 from insights.timeparse import parse_epoch_seconds
+from streams.simulate import Scenario, generate, render
 from tests.factory import T0, background, burst, burst_after_a_day, make_event, run
 
 DAY = 86_400
@@ -255,3 +260,27 @@ def test_deferred_scoring_in_small_chunks_gives_the_same_records() -> None:
     out += chunked.flush()
     assert [r.to_json() for r in out] == expected
     assert chunked.stats.as_dict() == whole.stats.as_dict()
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_events_after_the_callers_bound_are_rejected_and_kept(
+    monkeypatch: pytest.MonkeyPatch, accelerated: bool
+) -> None:
+    if not accelerated:
+        monkeypatch.setattr(native, "module", None)
+    elif native.module is None:
+        pytest.fail("the C accelerator is not built")
+    lines = list(render(generate(Scenario(days=1, reads_per_minute=2))))
+    bound = parse_epoch_seconds(json.loads(lines[len(lines) // 2])["eventTime"])
+    after = [line for line in lines if parse_epoch_seconds(json.loads(line)["eventTime"]) > bound]
+    engine = InsightEngine()
+    engine.reject_after(bound)
+    decoded = decode_many(lines, clock_only=accelerated)
+    engine.process_many(decoded.events, clock_only=decoded.clock_only)
+    rejected = engine.take_rejected()
+    assert engine.stats.rejected["future_timestamp"] == len(after) > 1000
+    assert sorted(e.event_id or "" for e in rejected) == sorted(
+        json.loads(line)["eventID"] for line in after
+    )
+    assert engine.take_rejected() == []
+    assert engine.stats.analysed + engine.stats.not_analysed == len(lines) - len(after)

@@ -3,7 +3,7 @@ the poll timeout follows the traffic, and how one poll is cut into decode chunks
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
 from insights import InsightEngine, Rejection, chunk_ranges, decode_many
-from streams.settings import WorkerSettings, load_settings
+from streams.settings import WorkerSettings
 from streams.simulate import Scenario, generate, render
 from streams.worker import Worker, _Partition
 
@@ -27,22 +27,10 @@ class _FailingConsumer:
         raise KafkaConnectionError("socket disconnected")
 
 
-def _settings(state: Path, **overrides: Any) -> WorkerSettings:
-    return load_settings(
-        None,
-        **overrides,
-        bootstrap_servers="127.0.0.1:9",
-        input_topics=["in"],
-        output_topic="out",
-        group_id="g",
-        metrics_port=None,
-        checkpoint_store="directory",
-        state_dir=state,
-    )
-
-
-def test_a_poll_that_raises_marks_the_broker_down_and_keeps_the_loop(tmp_path: Path) -> None:
-    worker = Worker(_settings(tmp_path))
+def test_a_poll_that_raises_marks_the_broker_down_and_keeps_the_loop(
+    offline_settings: Callable[..., WorkerSettings],
+) -> None:
+    worker = Worker(offline_settings())
     worker.stop_event.set()  # the back-off wait returns at once
     consumer = _FailingConsumer()
     for _ in range(3):
@@ -67,9 +55,9 @@ class _ScriptedConsumer:
 
 
 def test_the_worker_polls_without_blocking_while_data_flows_and_blocks_once_idle(
-    tmp_path: Path,
+    offline_settings: Callable[..., WorkerSettings],
 ) -> None:
-    worker = Worker(_settings(tmp_path))
+    worker = Worker(offline_settings())
     data: dict[TopicPartition, list[Any]] = {TopicPartition("in", 0): [_Message(0, b"{}")]}
     consumer = _ScriptedConsumer([{}, data, {}, data])
     for _ in range(5):
@@ -88,7 +76,7 @@ class _Message:
 
 @pytest.mark.parametrize("read_ahead", [True, False])
 def test_a_poll_spanning_several_decode_chunks_dead_letters_exactly_its_bad_messages(
-    tmp_path: Path, read_ahead: bool
+    offline_settings: Callable[..., WorkerSettings], read_ahead: bool
 ) -> None:
     lines = list(render(generate(Scenario(days=2, reads_per_minute=2, anomaly_day=1))))[:900]
     bad = {3: b"not json", 400: b'{"eventTime": 5}', 899: b'{"eventName": "\xff"}'}
@@ -96,9 +84,9 @@ def test_a_poll_spanning_several_decode_chunks_dead_letters_exactly_its_bad_mess
     # a batch message among the records, read ahead like them
     values[600] = b'{"Records":[' + values[600] + b"," + values[601] + b"]}"
     values[601] = b'{"Records":[]}'
-    worker = Worker(_settings(tmp_path, read_ahead=read_ahead))
+    worker = Worker(offline_settings(read_ahead=read_ahead))
     tp = TopicPartition("in", 0)
-    part = _Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=0)
+    part = _Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=1000)
     worker._parts[tp] = part
     dead: list[tuple[int, bytes, str]] = []
 
