@@ -24,7 +24,7 @@ class Sensitivity(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """The numbers a sensitivity level stands for (see README, "How detection works")."""
+    """The numbers a sensitivity level stands for (see docs/detection.md)."""
 
     start_score: float
     """Minimum score (-log10 tail probability under the baseline) to start an insight."""

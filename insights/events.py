@@ -61,7 +61,7 @@ _READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchG
 #: Input bytes to decode per step when the events go straight to the engine (~256 records of
 #: 1.5 KB, whether a message holds one record or a batch): a chunk this size is still in the CPU
 #: cache when the engine reads it (replay of a busy stream is about a third faster than with
-#: chunks of 4,096 records, see README "Performance").
+#: chunks of 4,096 records, see docs/performance.md).
 DECODE_CHUNK_BYTES = 256 * 1536
 
 

@@ -53,7 +53,7 @@ def _attack(draw: st.DrawFn) -> tuple[int, bool, list[tuple[int, int]]]:
     template = draw(st.sampled_from(_writes()))
     ahead = st.integers(JUMP + 61, 70 * YEAR)  # decoding rejects times after 2099
     # once every stream has shown up: before that a replay's first stream has no other clock,
-    # and three agreeing records move it (README, "Records dated ahead")
+    # and three agreeing records move it (docs/detection.md, "Records dated ahead")
     start = _all_streams_seen()
     if draw(st.booleans()):  # a block at one position
         positions = [draw(st.integers(start, len(lines)))] * count
