@@ -46,6 +46,7 @@ from streams.checkpoints import (
     PendingInsight,
 )
 from streams.errors import ConfigError, SinkError, SourceError, StreamsError
+from streams.failpoints import failpoint
 from streams.metrics import HealthState, WorkerMetrics
 from streams.settings import CheckpointStoreKind, WorkerSettings
 from streams.topics import read_to_end
@@ -254,6 +255,7 @@ class Worker:
         for tp in sorted(restore):
             if tp not in self._parts:
                 self._restore(tp)
+        failpoint("assigned")
         self.metrics.partitions.set(len(self._parts))
         self.health.update(restored=True, detail={"partitions": len(self._parts)})
 
@@ -265,6 +267,8 @@ class Worker:
         thread: it would wait for ever).
         """
         self.health.update(restored=False)
+        if revoked:
+            failpoint("revoking")
         with self._rebalance_lock:
             self._to_restore.difference_update(revoked)
         for tp in sorted(revoked):
@@ -569,6 +573,8 @@ class Worker:
             sequence=part.sequence,
         )
         size = self._store.save(checkpoint)
+        if part.pending:
+            failpoint("before_produce")
         self.metrics.checkpoint_seconds.observe(time.monotonic() - started)
         self.metrics.checkpoint_bytes.labels(part.tp.topic, str(part.tp.partition)).set(size)
         self._produce(part.pending)
@@ -751,6 +757,7 @@ class Worker:
     def _shutdown(self) -> None:
         """Checkpoint every partition, commit, leave the group, close the clients."""
         logger.info("stopping: checkpointing %d partitions", len(self._parts))
+        failpoint("draining")
         for part in list(self._parts.values()):
             try:
                 self._checkpoint(part, commit=True)

@@ -246,13 +246,14 @@ class WorkerProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
+    def start(self, **env_extra: str) -> WorkerProcess:
         env = {
             **os.environ,
             "CTINSIGHTS_SESSION_TIMEOUT_MS": "6000",
             "CTINSIGHTS_HEARTBEAT_INTERVAL_MS": "1000",
             # small polls: more checkpoints and more instants to crash at
             "CTINSIGHTS_MAX_POLL_RECORDS": "100",
+            **env_extra,
         }
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=log, env=env)

@@ -45,11 +45,13 @@ def records() -> list[dict[str, Any]]:
 
 
 class Receiver:
-    """An HTTP receiver that fails the first ``fail_first`` requests with ``fail_status``."""
+    """An HTTP receiver that fails the first ``fail_first`` requests with ``fail_status``, and
+    answers each request ``delay`` seconds after it has recorded it."""
 
-    def __init__(self, fail_first: int = 0, fail_status: int = 503) -> None:
+    def __init__(self, fail_first: int = 0, fail_status: int = 503, delay: float = 0.0) -> None:
         self.fail_first = fail_first
         self.fail_status = fail_status
+        self.delay = delay
         self.attempts = 0
         self.bodies: list[bytes] = []
         self.headers: list[dict[str, str]] = []
@@ -65,6 +67,7 @@ class Receiver:
                     if not failing:
                         receiver.bodies.append(body)
                         receiver.headers.append(dict(self.headers))
+                time.sleep(receiver.delay)
                 self.send_response(receiver.fail_status if failing else 200)
                 self.end_headers()
 
