@@ -86,6 +86,10 @@ class WorkerSettings(BaseSettings):
     max_poll_records: int = Field(default=2_000, ge=1)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     auto_offset_reset: str = "earliest"
+    fetch_max_wait_ms: int = Field(default=50, ge=0, le=30_000)
+    """How long the broker may hold a fetch. Brokers that hold a fetch while some of its
+    partitions have no data (Tansu) slow the last busy partition to ~9k messages/s at Kafka's
+    500 ms default; 50 ms gives ~38k (docs/performance.md, "One busy partition left")."""
     max_future_skew_seconds: int | None = Field(default=300, ge=0)
     """Records dated more than this ahead of the worker's clock are rejected as
     ``future_timestamp`` and dead-lettered (None: no bound; the event-time rule still holds)."""

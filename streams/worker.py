@@ -193,6 +193,7 @@ class Worker:
             max_poll_interval_ms=s.max_poll_interval_ms,
             max_partition_fetch_bytes=_MAX_FETCH,
             fetch_max_bytes=_MAX_FETCH * 4,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         self._consumer.subscribe(s.input_topics, listener=_Listener(self))
 

@@ -56,6 +56,9 @@ def test_worker_emits_what_replay_emits(bootstrap: str, dataset: Dataset, tmp_pa
     worker = Worker(settings, on_insight=lambda r: seen.append(r.to_json()))
     with running(worker):
         wait_caught_up(bootstrap, settings)
+        # the broker may hold a fetch only this long (docs/performance.md, one busy partition)
+        assert worker._consumer is not None
+        assert worker._consumer.config["fetch_max_wait_ms"] == settings.fetch_max_wait_ms == 50
     out = read_topic(bootstrap, settings.output_topic)
     values = [m.value for m in out]
     assert len(values) == len(set(values)) == len(dataset.expected) > 0
