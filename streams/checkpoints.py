@@ -13,9 +13,9 @@ Two stores:
   Survives worker crashes and broker restarts; shared between hosts only through a shared volume.
 * :class:`KafkaStore`: a state topic per input topic (partition *p* holds the checkpoints of input
   partition *p*), each checkpoint split into chunks. The newest complete checkpoint is found from
-  the tail of the partition, so restoring never depends on compaction (Tansu accepts
-  ``cleanup.policy=compact`` but never compacts). Survives the loss of a worker host; lives as
-  long as the broker's storage does.
+  the tail of the partition, so restoring never depends on compaction: the topic is
+  ``cleanup.policy=delete`` with a retention (``state_retention_hours``), and the worker
+  re-writes an idle partition's checkpoint well within it. Survives the loss of a worker host.
 """
 
 from __future__ import annotations
@@ -190,8 +190,15 @@ class KafkaStore:
                     (_H_FIRST, str(first).encode()),
                     (_H_PREV, str(prev).encode()),
                 ]
+                # keyed although nothing relies on compaction: Apache Kafka refuses keyless
+                # records on a compacted topic, and an operator may have made it one
+                chunk_key = f"{checkpoint.topic}/{checkpoint.partition}/{index}".encode()
                 future = self.producer.send(
-                    state_topic, value=chunk, partition=checkpoint.partition, headers=headers
+                    state_topic,
+                    key=chunk_key,
+                    value=chunk,
+                    partition=checkpoint.partition,
+                    headers=headers,
                 )
                 if index == 0:
                     first = future.get(timeout=self.read_timeout).offset

@@ -69,6 +69,15 @@ class WorkerSettings(BaseSettings):
     client_id: str = "ctinsights"
     create_topics: bool = True
     """Create missing output, dead-letter and state topics (input topics must exist)."""
+    topic_replication_factor: int = Field(default=-1, ge=-1)
+    """Replication factor of the topics the worker creates (-1: the broker's
+    ``default.replication.factor``; needs Kafka 2.4 or later)."""
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1)
+    """``min.insync.replicas`` of the topics the worker creates (None: the broker's default)."""
+    state_retention_hours: float = Field(default=168.0, gt=1)
+    """``retention.ms`` of the checkpoint topics (``cleanup.policy=delete``). The worker
+    re-writes an idle partition's checkpoint every quarter of this, so a checkpoint outlives
+    any pause of the worker shorter than it."""
 
     # Kafka security, passed through to kafka-python
     security_protocol: str = "PLAINTEXT"
@@ -103,7 +112,9 @@ class WorkerSettings(BaseSettings):
     checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
     output_delay_seconds: float = Field(default=1.0, ge=0)
     """Insights wait at most this long before their checkpoint is written and they are produced."""
-    checkpoint_chunk_bytes: int = Field(default=900_000, ge=1_024)
+    checkpoint_chunk_bytes: int = Field(default=900_000, ge=1_024, le=1_000_000)
+    """Checkpoint chunk size; at most 1,000,000 so a chunk with its headers fits Kafka's
+    default ``max.message.bytes`` (1,048,588)."""
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
     discard_incompatible_state: bool = False
     """Start a new baseline when a checkpoint was made under other detection settings."""
@@ -134,6 +145,8 @@ class WorkerSettings(BaseSettings):
             raise ValueError("output and dead-letter topics must differ from the input topics")
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+        if self.topic_replication_factor == 0:
+            raise ValueError("topic_replication_factor must be -1 (broker default) or at least 1")
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise ValueError("auto_offset_reset must be earliest or latest")
         return self
@@ -161,6 +174,15 @@ class WorkerSettings(BaseSettings):
         """Effective settings as plain data, secrets masked (``check-config``)."""
         data: dict[str, Any] = self.model_dump(mode="json")
         return data
+
+    def topic_configs(self, state: bool) -> dict[str, str]:
+        """Configs of a topic the worker creates (``state``: a checkpoint topic)."""
+        configs = {"cleanup.policy": "delete"}
+        if state:
+            configs["retention.ms"] = str(int(self.state_retention_hours * 3_600_000))
+        if self.topic_min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.topic_min_insync_replicas)
+        return configs
 
     def state_topic(self, input_topic: str) -> str:
         """The checkpoint topic of one input topic (one partition per input partition)."""

@@ -20,7 +20,6 @@ from typing import Any
 
 import msgspec
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -49,7 +48,7 @@ from streams.errors import ConfigError, SinkError, SourceError, StreamsError
 from streams.failpoints import failpoint
 from streams.metrics import HealthState, WorkerMetrics
 from streams.settings import CheckpointStoreKind, WorkerSettings
-from streams.topics import read_to_end
+from streams.topics import missing_topics, read_to_end
 
 __all__ = ["EVENT_ID_HEADER", "Worker"]
 
@@ -205,18 +204,8 @@ class Worker:
             missing_inputs = [t for t in s.input_topics if t not in existing]
             if missing_inputs:
                 raise ConfigError(f"input topics do not exist: {', '.join(missing_inputs)}")
-            wanted: list[NewTopic] = []
-            for name in (s.output_topic, s.dead_letter_topic):
-                if name and name not in existing:
-                    wanted.append(NewTopic(name, 1, 1))
-            if s.checkpoint_store is CheckpointStoreKind.KAFKA:
-                for topic in s.input_topics:
-                    state = s.state_topic(topic)
-                    if state not in existing:
-                        count = len(self._partitions_of(topic))
-                        wanted.append(
-                            NewTopic(state, count, 1, topic_configs={"cleanup.policy": "compact"})
-                        )
+            counts = {t: len(self._partitions_of(t)) for t in s.input_topics}
+            wanted = missing_topics(s, existing, counts)
             for topic in wanted:
                 try:
                     admin.create_topics([topic])
@@ -556,7 +545,12 @@ class Worker:
         s = self.settings
         if part.pending_since is not None and now - part.pending_since >= s.output_delay_seconds:
             return True
-        return part.dirty and now - part.last_checkpoint >= s.checkpoint_interval_seconds
+        since = now - part.last_checkpoint
+        if part.dirty and since >= s.checkpoint_interval_seconds:
+            return True
+        # an idle partition's checkpoint is re-written before the state topic's retention
+        # could delete it
+        return since >= s.state_retention_hours * 3600 / 4
 
     def _checkpoint(self, part: _Partition, commit: bool) -> None:
         """Write the partition's checkpoint, then produce its pending Insights."""

@@ -29,6 +29,7 @@ from streams.broker import LocalBroker, free_port
 from streams.produce import produce
 from streams.settings import WorkerSettings, load_settings
 from streams.simulate import Label, Scenario, generate, render
+from tests.integration.kafka_rules import StrictKafka, strict_classes
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
@@ -294,6 +295,16 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+@pytest.fixture
+def strict_kafka(monkeypatch: pytest.MonkeyPatch) -> StrictKafka:
+    """In-process workers produce and create topics through Apache Kafka's record rules."""
+    rules = StrictKafka()
+    producer, admin = strict_classes(rules)
+    monkeypatch.setattr("streams.worker.KafkaProducer", producer)
+    monkeypatch.setattr("streams.worker.KafkaAdminClient", admin)
+    return rules
 
 
 @pytest.fixture

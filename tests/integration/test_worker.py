@@ -25,6 +25,7 @@ from tests.integration.conftest import (
     wait_committed,
     worker_settings,
 )
+from tests.integration.kafka_rules import StrictKafka
 
 
 def wait_caught_up(bootstrap: str, settings: WorkerSettings) -> None:
@@ -75,7 +76,9 @@ def test_worker_emits_what_replay_emits(bootstrap: str, dataset: Dataset, tmp_pa
     assert (tmp_path / "state" / settings.group_id / topic / "0.ckpt").is_file()
 
 
-def test_hostile_messages_go_to_the_dead_letter_topic(bootstrap: str, dataset: Dataset) -> None:
+def test_hostile_messages_go_to_the_dead_letter_topic(
+    bootstrap: str, dataset: Dataset, strict_kafka: StrictKafka
+) -> None:
     topic = unique("ct")
     create_topic(bootstrap, topic, 1)
     hostile = [
@@ -96,10 +99,20 @@ def test_hostile_messages_go_to_the_dead_letter_topic(bootstrap: str, dataset: D
         producer.send(topic, value=line)
     producer.flush()
     producer.close()
-    settings = worker_settings(bootstrap, topic)
+    # small checkpoint chunks: every chunk of a checkpoint goes through the record rules
+    settings = worker_settings(bootstrap, topic, checkpoint_chunk_bytes=16_384)
     worker = Worker(settings)
     with running(worker):
         wait_caught_up(bootstrap, settings)
+    # what Apache Kafka would have refused (Tansu accepts it): nothing
+    assert strict_kafka.violations == []
+    state = settings.state_topic(topic)
+    assert strict_kafka.configs[state]["cleanup.policy"] == "delete"
+    assert int(strict_kafka.configs[state]["retention.ms"]) == 168 * 3_600_000
+    checked = strict_kafka.produced
+    assert checked[state] > 1
+    assert checked[f"{topic}-dlq"] == 4
+    assert checked[settings.output_topic] == len(dataset.expected)
     dead = read_topic(bootstrap, f"{topic}-dlq")
     reasons = [dict(m.headers)["ctinsights-reason"].decode() for m in dead]
     assert sorted(reasons) == sorted(["invalid_json", "bad_payload", "wrong_type", "too_large"])

@@ -102,3 +102,14 @@ def test_a_poll_spanning_several_decode_chunks_dead_letters_exactly_its_bad_mess
     reference.process_many(decode_many([v for i, v in enumerate(values) if i not in bad]).events)
     assert part.engine.stats.as_dict() == reference.stats.as_dict()
     assert part.offset == 1900
+
+
+def test_an_idle_partitions_checkpoint_is_rewritten_before_retention_could_delete_it(
+    offline_settings: Callable[..., WorkerSettings],
+) -> None:
+    worker = Worker(offline_settings(state_retention_hours=8))
+    part = _Partition(tp=TopicPartition("in", 0), engine=InsightEngine(), offset=0)
+    part.last_checkpoint = written = 1000.0  # exact in floating point
+    assert not worker._due(part, written + 60)  # clean, interval passed: nothing to write
+    assert not worker._due(part, written + 2 * 3600 - 1)
+    assert worker._due(part, written + 2 * 3600)  # a quarter of the retention
