@@ -128,6 +128,12 @@ class StreamExposure:
         slots[slot] += weight
         self.total += weight
 
+    def effective_minutes(self, minute: int) -> float:
+        """The baseline's length in minutes as seen from ``minute``: the minutes observed before
+        it, each weighted by its decay (never more than the stream's history; ``half_life / ln 2``
+        minutes for an endless one)."""
+        return self.total * float(np.exp2(-(minute - self.ref_minute) / self.half_life))
+
     def needs_rescale(self, minute: int) -> bool:
         """Whether weights at ``minute`` are large enough to rebase the stream's sums."""
         return (minute - self.ref_minute) / self.half_life > _RESCALE_EXPONENT

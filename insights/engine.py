@@ -837,9 +837,11 @@ class InsightEngine:
         bucket_start = minute - minute % scale
         detail = stream.row_minutes(row, bucket_start, minute, (minute, buffer))
         per_minute = {m: sum(c for *_, c in items) for m, items in detail.items()}
-        onset = min((m for m, c in per_minute.items() if c > mu), default=minute)
-        # never reach back into the key's previous insight: its End already covers those minutes
-        onset = max(onset, min(self._ended.get(row, onset), minute))
+        # the first minute of the burst itself, never inside the key's previous insight (its
+        # End covers those minutes) and never an empty minute before the calls resume
+        floor = min(self._ended.get(row, bucket_start), minute)
+        busy = sorted(m for m, c in per_minute.items() if c > 0 and m >= floor)
+        onset = next((m for m in busy if per_minute[m] > mu), busy[0] if busy else minute)
         insight = OpenInsight(
             key=self._keys[row],
             row=row,
@@ -847,7 +849,7 @@ class InsightEngine:
             scale=scale,
             score=score,
             baseline_average=mean_rate,
-            baseline_duration=round(stream.exposure.total),
+            baseline_duration=round(stream.exposure.effective_minutes(minute)),
             baseline_attributions=self._baseline_attributions(row, stream.exposure),
             counts=[per_minute.get(m, 0) for m in range(onset, minute + 1)],
             attribution=InsightAttribution(),

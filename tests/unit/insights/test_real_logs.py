@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
 from insights import EngineConfig, InsightEngine
+from insights.events import event_seconds
 from streams.files import read_inputs
 
 
@@ -79,3 +81,37 @@ def test_insights_of_one_key_never_overlap(cloudtrail_datasets: Path) -> None:
             assert record.start_minute >= last_end.get(record.key, record.start_minute)
         else:
             last_end[record.key] = record.event_minute
+
+
+def test_a_start_is_the_first_busy_minute_and_its_baseline_no_longer_than_the_history(
+    cloudtrail_datasets: Path,
+) -> None:
+    """On the GRyCAP account: a Start's minute holds calls of its own key (it used to be pulled
+    back to the previous insight's End, into empty minutes), and ``baselineDuration`` is minutes
+    of the stream's real history (it used to be a raw decay sum of ~13.5 billion)."""
+    config = EngineConfig()
+    engine = InsightEngine(config)
+    records = []
+    busy: set[tuple[object, ...]] = set()  # (account, Region, source, name, error?, minute)
+    first_minute: dict[tuple[str, str], int] = {}
+    for batch in read_inputs([str(cloudtrail_datasets / "grycap-cloudtrail-tracker")]):
+        for event in batch.result.events:
+            minute = event_seconds(event) // 60
+            stream = (event.recipient_account_id or "", event.aws_region or "")
+            first_minute[stream] = min(first_minute.get(stream, minute), minute)
+            call = (*stream, event.event_source, event.event_name)
+            busy.add((*call, False, minute))
+            if event.error_code:
+                busy.add((*call, True, minute))
+        records += engine.process_many(batch.result.events)
+    records += engine.flush()
+    starts = [r for r in records if r.state == "Start"]
+    assert len(starts) >= 10
+    longest = config.baseline_half_life_minutes / math.log(2)
+    for record in starts:
+        key = record.key
+        errors = key.insight_type == "ApiErrorRateInsight"
+        wanted = (key.account, key.region, key.event_source, key.event_name, errors)
+        assert (*wanted, record.event_minute) in busy, f"{record.to_dict()['eventTime']} {wanted}"
+        history = record.event_minute - first_minute[(key.account, key.region)]
+        assert 0 < record.baseline_duration <= min(history, longest + 1)
