@@ -1040,14 +1040,15 @@ class InsightEngine:
         """Rate vs baseline of the keys that matter: every open insight's key, plus the ``top_n``
         busiest keys of the current hour (for "rate vs baseline" dashboards, bounded).
 
-        The rate is the mean per minute over the closed minutes of the current hour; the
-        baseline is the seasonal expectation for the stream's last closed minute.
+        The rate is the observed mean per minute over the closed minutes of the current hour
+        (the counts as they came, not the winsorized ones the baseline learns); the baseline is
+        the seasonal expectation for the stream's last closed minute.
         """
         table = self._table
         size = table.size
         if size == 0:
             return []
-        hour = table.part[:size, 1].astype(np.float64)
+        hour = table.part_raw[:size, 1].astype(np.float64)
         chosen = set(self._open)
         if top_n > 0:
             busiest = np.argsort(-hour, kind="stable")[:top_n]

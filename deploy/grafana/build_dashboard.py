@@ -200,7 +200,7 @@ def build() -> dict[str, Any]:
         row(13, "Rate vs baseline (select account, Region, API above)", 23),
         panel(
             14,
-            "Rate vs baseline per minute",
+            "Observed calls per minute vs baseline",
             "timeseries",
             0,
             24,
@@ -208,11 +208,11 @@ def build() -> dict[str, Any]:
             9,
             (
                 f"ctinsights_api_rate_per_minute{{{SELECT}}}",
-                "{{event_name}} {{error_code}} rate ({{account}}/{{region}})",
+                "{{event_name}} {{error_code}} observed ({{account}}/{{region}})",
             ),
             (
                 f"ctinsights_api_baseline_per_minute{{{SELECT}}}",
-                "{{event_name}} {{error_code}} baseline ({{account}}/{{region}})",
+                "{{event_name}} {{error_code}} baseline, expected ({{account}}/{{region}})",
             ),
         ),
         row(15, "Alert delivery", 33),

@@ -284,3 +284,18 @@ def test_events_after_the_callers_bound_are_rejected_and_kept(
     )
     assert engine.take_rejected() == []
     assert engine.stats.analysed + engine.stats.not_analysed == len(lines) - len(after)
+
+
+def test_rates_of_an_open_insight_are_the_observed_counts_not_the_learned_ones() -> None:
+    """20 calls a minute for 11 minutes read as 20/min (the learned table clips them)."""
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=0))
+    engine.process_many(background(1.0))
+    onset = T0 + DAY + 3600  # on the hour: the hour's mean is the burst's
+    wave = [e for m in range(11) for e in burst(onset + m * 60, 20, "CreateAccessKey", spread=59)]
+    # the next minute's first call closes the burst's 11 minutes
+    records = engine.process_many([*wave, make_event(onset + 11 * 60, "PutObject")])
+    assert [r.state for r in records] == ["Start"]
+    rate = {r.key.event_name: r for r in engine.rates(top_n=0)}["CreateAccessKey"]
+    assert rate.in_insight
+    assert rate.rate_per_minute == 20.0
+    assert rate.baseline_per_minute < 1.0
