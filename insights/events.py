@@ -56,6 +56,43 @@ MAX_RECORD_BYTES = 256 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 _READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Scan")
+#: APIs whose ``readOnly`` differs from what their name's prefix says, as CloudTrail records
+#: them (checked against every record of the shared datasets that carries the field; AWS
+#: publishes no per-API table). Credentials and cryptographic calls change no resource, so
+#: CloudTrail marks them read-only; ``GetFederationToken`` issues credentials under the caller
+#: and is marked a write.
+_READ_ONLY_BY_NAME: dict[tuple[str, str], bool] = {
+    **{
+        ("sts.amazonaws.com", name): True
+        for name in (
+            "AssumeRole",
+            "AssumeRoleWithSAML",
+            "AssumeRoleWithWebIdentity",
+            "AssumeRoot",
+            "DecodeAuthorizationMessage",
+        )
+    },
+    ("sts.amazonaws.com", "GetFederationToken"): False,
+    **{
+        ("kms.amazonaws.com", name): True
+        for name in (
+            "Decrypt",
+            "Encrypt",
+            "GenerateDataKey",
+            "GenerateDataKeyPair",
+            "GenerateDataKeyPairWithoutPlaintext",
+            "GenerateDataKeyWithoutPlaintext",
+            "GenerateMac",
+            "GenerateRandom",
+            "ReEncrypt",
+            "Sign",
+            "Verify",
+            "VerifyMac",
+        )
+    },
+    ("bedrock.amazonaws.com", "InvokeModel"): True,
+    ("bedrock.amazonaws.com", "InvokeModelWithResponseStream"): True,
+}
 
 
 #: Input bytes to decode per step when the events go straight to the engine (~256 records of
@@ -199,11 +236,12 @@ def event_seconds(event: CloudTrailEvent) -> int:
 
 
 def is_read_only(event: CloudTrailEvent) -> bool:
-    """``readOnly``, inferred from the API name when the record predates the field (< 1.05)."""
+    """``readOnly``, inferred from the API when the record predates the field (< 1.05)."""
     if event.read_only is not None:
         return event.read_only
     name = event.event_name or ""
-    return name.startswith(_READ_PREFIXES)
+    known = _READ_ONLY_BY_NAME.get((event.event_source or "", name))
+    return name.startswith(_READ_PREFIXES) if known is None else known
 
 
 def principal_of(event: CloudTrailEvent) -> str:

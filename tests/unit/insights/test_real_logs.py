@@ -6,8 +6,10 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import msgspec
+
 from insights import EngineConfig, InsightEngine
-from insights.events import event_seconds
+from insights.events import event_seconds, is_read_only
 from streams.files import read_inputs
 
 
@@ -115,3 +117,22 @@ def test_a_start_is_the_first_busy_minute_and_its_baseline_no_longer_than_the_hi
         assert (*wanted, record.event_minute) in busy, f"{record.to_dict()['eventTime']} {wanted}"
         history = record.event_minute - first_minute[(key.account, key.region)]
         assert 0 < record.baseline_duration <= min(history, longest + 1)
+
+
+def test_read_only_inference_agrees_with_every_record_that_states_it(
+    cloudtrail_datasets: Path,
+) -> None:
+    """Records before eventVersion 1.05 have no ``readOnly``: the inference from the API must
+    say what CloudTrail says on every record that has the field (sts:AssumeRole, kms:Decrypt
+    and others are read-only though their names do not say so)."""
+    checked = 0
+    wrong: Counter[tuple[str | None, str | None, bool]] = Counter()
+    for batch in read_inputs([str(cloudtrail_datasets)]):
+        for event in batch.result.events:
+            if event.read_only is None:
+                continue
+            checked += 1
+            if is_read_only(msgspec.structs.replace(event, read_only=None)) != event.read_only:
+                wrong[(event.event_source, event.event_name, event.read_only)] += 1
+    assert checked > 3_000
+    assert not wrong
