@@ -104,6 +104,6 @@ def start_sinks(
 
         runners.append(SinkRunner(settings, hook.name, deliver, stop).start())
     if settings.insight_dir is not None:
-        writer = InsightFileWriter(settings.insight_dir)
+        writer = InsightFileWriter(settings.insight_dir, int(settings.insight_file_mode, 8))
         runners.append(SinkRunner(settings, "files", writer.write, stop).start())
     return runners

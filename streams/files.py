@@ -131,12 +131,15 @@ def read_inputs(paths: list[str], *, clock_only: bool = False) -> Iterator[FileB
                 yield FileBatch(blob.source, result)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half:
-    write a temporary file beside it, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write a temporary file beside it, fsync, rename, fsync the directory. The file gets
+    ``mode`` whatever the umask (created directories: the same, plus search permission)."""
+    directory_mode = mode | (mode & 0o444) >> 2 | 0o700
+    path.parent.mkdir(mode=directory_mode, parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(temp, "wb") as out:
+    with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as out:
+        os.fchmod(out.fileno(), mode)
         out.write(data)
         out.flush()
         os.fsync(out.fileno())

@@ -130,6 +130,8 @@ class WorkerSettings(BaseSettings):
     webhooks: list[WebhookSettings] = []
     insight_dir: Path | None = None
     """Write Insight files in AWS's S3 layout under this directory."""
+    insight_file_mode: str = Field(default="0640", pattern=r"^0?[0-7]{3}$")
+    """Permissions of Insight files, octal (their directories add search permission)."""
 
     @field_validator("input_topics")
     @classmethod

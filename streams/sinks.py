@@ -22,13 +22,14 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import random
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,27 @@ def _summary(record: dict[str, Any]) -> str:
     )
 
 
+def per_minute(value: float) -> str:
+    """A rate per minute for people: two significant digits below 1, never ``0.0000``.
+
+    Examples:
+        >>> [per_minute(v) for v in (0, 0.0000882145, 0.25, 3.14159, 42.0)]
+        ['0', '0.000088', '0.25', '3.14', '42.0']
+    """
+    if value <= 0:
+        return "0"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    digits = max(2, 1 - math.floor(math.log10(value)))
+    return f"{value:.{digits}f}"
+
+
 def _slack(record: dict[str, Any]) -> dict[str, Any]:
     d = record["insightDetails"]
     stats = d["insightContext"]["statistics"]
+    unit = "errors/min" if d["insightType"] == "ApiErrorRateInsight" else "calls/min"
     principals: list[dict[str, Any]] = next(
         (
             a["insight"]
@@ -169,13 +188,22 @@ def _slack(record: dict[str, Any]) -> dict[str, Any]:
         ),
         [],
     )
-    who = ", ".join(f"{p['value']} ({p['average']:.2f}/min)" for p in principals[:3]) or "n/a"
+    who = ", ".join(f"{p['value']} ({per_minute(p['average'])}/min)" for p in principals[:3])
+    minutes = int(stats["insightDuration"])
+    if d["state"] == "Start":
+        when = f"since {record['eventTime']}"
+        rate = "rate"
+    else:
+        end = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00"))
+        began = (end - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = f"from {began} to {record['eventTime']} ({minutes} min)"
+        rate = "mean rate"
     text = (
         f"*{_summary(record)}*\n"
-        f"{stats['insight']['average']:.2f} calls/min vs baseline "
-        f"{stats['baseline']['average']:.4f}/min since {record['eventTime']} "
+        f"{rate} {per_minute(stats['insight']['average'])} {unit} vs baseline "
+        f"{per_minute(stats['baseline']['average'])} {unit} {when} "
         f"(score {record['additionalEventData'].get('score')})\n"
-        f"Top principals: {who}\nsharedEventID `{record['sharedEventID']}`"
+        f"Top principals: {who or 'n/a'}\nsharedEventID `{record['sharedEventID']}`"
     )
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
@@ -319,39 +347,37 @@ class InsightFileWriter:
     the records' eventIDs, so writing the same batch again replaces the same file.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, mode: int = 0o640) -> None:
         self.root = root
+        self.mode = mode
 
     def write(self, records: list[dict[str, Any]]) -> list[Path]:
-        """Write ``records`` grouped by account and Region; return the files written."""
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        """Write ``records`` grouped by account, Region and the UTC day of each record's own
+        ``eventTime`` (as AWS folders them); return the files written."""
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for record in records:
-            groups.setdefault((record["recipientAccountId"], record["awsRegion"]), []).append(
-                record
-            )
-        return [self._write_group(a, r, items) for (a, r), items in sorted(groups.items())]
+            day = _event_time(record).strftime("%Y/%m/%d")
+            key = (record["recipientAccountId"], record["awsRegion"], day)
+            groups.setdefault(key, []).append(record)
+        return [self._write_group(a, r, d, items) for (a, r, d), items in sorted(groups.items())]
 
-    def _write_group(self, account: str, region: str, records: list[dict[str, Any]]) -> Path:
-        when = max(datetime.fromisoformat(r["eventTime"].replace("Z", "+00:00")) for r in records)
-        when = when.astimezone(UTC)
+    def _write_group(
+        self, account: str, region: str, day: str, records: list[dict[str, Any]]
+    ) -> Path:
+        when = max(_event_time(r) for r in records)
         digest = hashlib.sha256("".join(sorted(r["eventID"] for r in records)).encode())
         name = (
             f"{account}_CloudTrail-Insight_{region}_{when:%Y%m%dT%H%MZ}_"
             f"{digest.hexdigest()[:16]}.json.gz"
         )
-        folder = (
-            self.root
-            / "AWSLogs"
-            / account
-            / "CloudTrail-Insight"
-            / region
-            / f"{when:%Y}"
-            / f"{when:%m}"
-            / f"{when:%d}"
-        )
-        path = folder / name
-        write_atomically(path, gzip.compress(json.dumps({"Records": records}).encode(), mtime=0))
+        path = self.root / "AWSLogs" / account / "CloudTrail-Insight" / region / day / name
+        body = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
+        write_atomically(path, body, mode=self.mode)
         return path
+
+
+def _event_time(record: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")).astimezone(UTC)
 
 
 def read_insight_files(root: Path) -> list[dict[str, Any]]:

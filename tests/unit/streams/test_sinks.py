@@ -250,3 +250,25 @@ def test_stopping_interrupts_retries(records: list[dict[str, Any]]) -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert time.monotonic() - started < 5
+
+
+def test_insight_files_are_foldered_by_each_records_own_day_and_not_world_readable(
+    records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A batch with records of several days (a replay of 2014-2017 logs delivers such) puts
+    each record under its own day, as AWS does; files are 0640, or the mode given."""
+    old = {**records[0], "eventTime": "2014-09-26T11:34:00Z", "eventID": "old-1"}
+    older = {**records[1], "eventTime": "2014-09-25T23:59:00Z", "eventID": "old-2"}
+    batch = [old, older, *records]
+    paths = InsightFileWriter(tmp_path).write(batch)
+    for path in paths:
+        day = "-".join(path.relative_to(tmp_path).parts[4:7])
+        inside = json.loads(gzip.decompress(path.read_bytes()))["Records"]
+        assert {r["eventTime"][:10] for r in inside} == {day}
+        assert path.name.split("_")[3][:8] == day.replace("-", "")
+        assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(r["eventID"] for r in read_insight_files(tmp_path)) == sorted(
+        r["eventID"] for r in batch
+    )
+    private = InsightFileWriter(tmp_path / "private", mode=0o600).write(records[:1])
+    assert private[0].stat().st_mode & 0o777 == 0o600
