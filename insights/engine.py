@@ -171,6 +171,7 @@ class InsightEngine:
         #: see :meth:`reject_after`
         self._horizon = _NO_HORIZON
         self._rejected: list[CloudTrailEvent] = []
+        self._keep_rejected = False
 
     # ------------------------------------------------------------------ hot path
     def process(self, event: CloudTrailEvent) -> list[InsightRecord]:
@@ -525,8 +526,13 @@ class InsightEngine:
 
     def _reject_future(self, events: list[CloudTrailEvent]) -> None:
         self.stats.rejected[RejectReason.FUTURE_TIMESTAMP.value] += len(events)
-        if self._horizon != _NO_HORIZON:
+        if self._keep_rejected or self._horizon != _NO_HORIZON:
             self._rejected.extend(events)
+
+    def keep_rejected(self) -> None:
+        """Keep every event rejected as ``future_timestamp`` for :meth:`take_rejected`, with or
+        without a bound (``replay --rejected``)."""
+        self._keep_rejected = True
 
     def reject_after(self, seconds: int | None) -> None:
         """Reject events dated after ``seconds`` as ``future_timestamp`` (None: no bound).
@@ -571,7 +577,7 @@ class InsightEngine:
         later = [(s, e) for s, e in held if s > agreeing[-1][0]]
         if earlier:
             self._reject_future(earlier)
-        logger.info(
+        logger.debug(
             "stream %s/%s jumps forward to %d after %d held events",
             stream.account,
             stream.region,
@@ -1073,6 +1079,17 @@ class InsightEngine:
     def newest_watermark(self) -> int | None:
         """The most advanced closed-minute watermark over all streams (epoch minute)."""
         return max((s.closed_until for s in self._streams.values()), default=None)
+
+    def stream_spans(self) -> dict[tuple[str, str], int]:
+        """Minutes of event time each (account, Region) stream has closed since its first."""
+        return {
+            key: max(stream.closed_until - stream.first_minute, 0)
+            for key, stream in self._streams.items()
+        }
+
+    def watermarks(self) -> dict[tuple[str, str], int]:
+        """Closed-minute watermark (epoch minute) of every (account, Region) stream."""
+        return {key: stream.closed_until for key, stream in self._streams.items()}
 
     def watermark(self, account: str, region: str) -> int | None:
         """Closed-minute watermark (epoch minute) of a stream, or None if unknown."""

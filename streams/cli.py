@@ -11,9 +11,10 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 from pydantic import ValidationError
 
-from insights import EngineConfig, InsightEngine, InsightRecord
+from insights import EngineConfig, InsightEngine, InsightRecord, Rejection
 from insights.timeparse import TimestampError, parse_epoch_seconds
 from streams.errors import ConfigError, SinkError, SourceError, StreamsError
 from streams.files import read_inputs
@@ -76,7 +77,50 @@ def _summary(engine: InsightEngine, decode_rejects: Counter[str], records: int) 
         f"duplicates:       {stats.duplicates}",
         f"insight records:  {records} (started {dict(stats.insights_started)})",
     ]
+    spans = engine.stream_spans()
+    warmup = engine.config.warmup_minutes
+    if not records and spans and max(spans.values()) < warmup:
+        lines.append(
+            f"no insights: warm-up not reached (a stream needs {warmup / 60:g} h of its own "
+            f"event time before it can raise one; the longest here spans "
+            f"{max(spans.values()) / 60:.1f} h; see --warmup-minutes)"
+        )
+    elif not records and not spans:
+        lines.append("no insights: no analysable records in the input")
     return "\n".join(lines)
+
+
+def _open_output(path: str | None, what: str) -> IO[bytes] | None:
+    """``path`` opened for writing (``ConfigError`` with the reason when it cannot be)."""
+    if path is None:
+        return None
+    try:
+        return open(path, "wb")  # closed by the caller
+    except OSError as exc:
+        raise ConfigError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
+
+
+class _RejectedFile:
+    """``replay --rejected``: each rejected record as a JSON line with its reason."""
+
+    def __init__(self, out: IO[bytes], engine: InsightEngine) -> None:
+        self.out = out
+        self.engine = engine
+        engine.keep_rejected()
+
+    def _line(self, reason: str, detail: str, source: str, record: bytes) -> None:
+        text = record.decode("utf-8", "replace")
+        entry = {"reason": reason, "detail": detail, "source": source, "record": text}
+        self.out.write(json.dumps(entry).encode() + b"\n")
+
+    def decoded(self, source: str, rejections: list[Rejection]) -> None:
+        for rejection in rejections:
+            self._line(rejection.reason.value, rejection.detail, source, rejection.raw)
+
+    def engine_rejected(self, source: str) -> None:
+        for event in self.engine.take_rejected():
+            detail = f"eventTime {event.event_time} is ahead of its stream's clock"
+            self._line("future_timestamp", detail, source, msgspec.json.encode(event))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -85,45 +129,50 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.config, {"sensitivity": args.sensitivity, "warmup_minutes": args.warmup_minutes}
     )
     engine = InsightEngine(config)
-    out: IO[bytes] = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    opened = _open_output(args.output, "Insight records to")
+    rejected_out = _open_output(args.rejected, "rejected records to")
+    rejected = None if rejected_out is None else _RejectedFile(rejected_out, engine)
+    out: IO[bytes] = opened or sys.stdout.buffer
     rejects: Counter[str] = Counter()
     progress = _Progress(sys.stderr)
     written = 0
 
-    def emit(records: list[InsightRecord]) -> None:
+    def emit(records: list[InsightRecord], source: str) -> None:
         nonlocal written
         for record in records:
             out.write(record.to_json() + b"\n")
             out.flush()
             written += 1
+        if rejected is not None:
+            rejected.engine_rejected(source)
 
     drained_at = time.monotonic()
     try:
         for batch in read_inputs(args.paths, clock_only=True):
-            for rejection in batch.result.rejections:
-                rejects[rejection.reason.value] += 1
-                logger.debug(
-                    "rejected %s from %s: %s", rejection.reason, batch.source, rejection.detail
-                )
+            result = batch.result
+            rejects.update(r.reason.value for r in result.rejections)
+            if rejected is not None:
+                rejected.decoded(batch.source, result.rejections)
             # Each small decoded batch goes to the engine at once (still in the CPU cache);
             # minutes are scored in large vectorized steps every DRAIN_EVERY events, so the
             # output of files is byte-identical from run to run. Stdin (maybe a slow pipe)
             # also drains every second, so its insights are never held back for long.
-            result = batch.result
-            emit(engine.process_many(result.events, drain=False, clock_only=result.clock_only))
+            records = engine.process_many(result.events, drain=False, clock_only=result.clock_only)
+            emit(records, batch.source)
             now = time.monotonic()
             if now - drained_at > 1.0:
                 drained_at = now
                 if batch.source == "-":
-                    emit(engine.drain())
+                    emit(engine.drain(), batch.source)
                 progress.update(engine.stats.events, written)
-        emit(engine.drain())
+        emit(engine.drain(), "end of input")
         if not args.keep_open:
-            emit(engine.flush())
+            emit(engine.flush(), "end of input")
     finally:
         progress.done()
-        if args.output:
-            out.close()
+        for closing in (opened, rejected_out):
+            if closing is not None:
+                closing.close()
     print(_summary(engine, rejects, written), file=sys.stderr)
     return EXIT_OK
 
@@ -176,9 +225,13 @@ def _settings(args: argparse.Namespace) -> WorkerSettings:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate settings and print them (secrets masked) as JSON."""
-    print(json.dumps(_settings(args).masked(), indent=2, sort_keys=True))
-    return EXIT_OK
+    """Validate settings and the paths they name; print them (secrets masked) as JSON."""
+    settings = _settings(args)
+    print(json.dumps(settings.masked(), indent=2, sort_keys=True))
+    problems = settings.path_problems()
+    for problem in problems:
+        print(f"ctinsights: error: {problem}", file=sys.stderr)
+    return EXIT_USAGE if problems else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -254,9 +307,12 @@ def cmd_insights_list(args: argparse.Namespace) -> int:
             continue
         if args.region and record["awsRegion"] != args.region:
             continue
+        source, name = details["eventSource"], details["eventName"]
+        # as keys print (ec2:CreateTags), or in full (ec2.amazonaws.com:CreateTags)
         if args.api and args.api not in (
-            details["eventName"],
-            f"{details['eventSource']}:{details['eventName']}",
+            name,
+            f"{source}:{name}",
+            f"{source.split('.')[0]}:{name}",
         ):
             continue
         print(json.dumps(record) if args.json else describe(record))
@@ -319,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="at end of input, leave insights and the last minutes open (as a streaming "
         "worker has them) instead of closing them with End records",
+    )
+    replay.add_argument(
+        "--rejected",
+        help="write each rejected record here as a JSON line with its reason (like the "
+        "worker's dead-letter topic)",
     )
     replay.set_defaults(func=cmd_replay)
 
@@ -387,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # kafka-python narrates every connection at INFO
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
     except StreamsError as exc:

@@ -26,6 +26,7 @@ from streams.produce import produce
 from streams.runner import install_signal_handlers
 from streams.settings import load_settings
 from streams.simulate import Scenario, generate, render
+from streams.sinks import per_minute
 from streams.worker import Worker
 
 __all__ = ["describe", "run_demo"]
@@ -48,8 +49,9 @@ def describe(d: dict[str, Any]) -> str:
             who = f" top principal {attribution['insight'][0]['value']}"
     return (
         f"{details['state']:<5} {d['eventTime']} {d['recipientAccountId']}/{d['awsRegion']} "
-        f"{details['insightType']:<19} {api}: {stats['insight']['average']:.2f}/min vs baseline "
-        f"{stats['baseline']['average']:.4f}/min (score {d['additionalEventData']['score']}, "
+        f"{details['insightType']:<19} {api}: {per_minute(stats['insight']['average'])}/min vs "
+        f"baseline {per_minute(stats['baseline']['average'])}/min "
+        f"(score {d['additionalEventData']['score']}, "
         f"detected {d['additionalEventData']['detectionTime']}){who}"
     )
 

@@ -56,10 +56,17 @@ def iter_paths(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def load_file(path: Path) -> bytes:
     """A file's bytes, gunzipped when it is gzip (``ValueError`` for a broken gzip)."""
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
+    return load_file_bytes(path.read_bytes())
+
+
+def load_file_bytes(data: bytes) -> bytes:
+    """``data`` gunzipped when it is gzip (``ValueError`` for a broken gzip)."""
+    if data[:2] == _GZIP_MAGIC:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
@@ -100,7 +107,17 @@ def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
             raise SourceError(f"no such file or directory: {name}")
     for name in paths:
         if name == "-":
-            for line in sys.stdin.buffer:
+            stdin = sys.stdin.buffer
+            peek = getattr(stdin, "peek", None)  # a BufferedReader; test stand-ins may lack it
+            if (
+                peek is not None and peek(2)[:2] == _GZIP_MAGIC
+            ):  # a gzip file piped in: read it as a file
+                try:
+                    yield InputBlob("-", load_file_bytes(stdin.read()))
+                except ValueError as exc:
+                    yield InputBlob("-", b"", error=f"stdin: {exc}")
+                continue
+            for line in stdin:
                 if line.strip():
                     yield InputBlob("-", line.strip(), from_stdin=True)
             continue

@@ -19,7 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from insights import EngineStats, KeyRate, native
+from insights import EngineStats, KeyRate, RejectReason, native
 
 __all__ = ["HealthState", "MetricsServer", "WorkerMetrics"]
 
@@ -33,6 +33,20 @@ def _version() -> str:
         return metadata.version("ctinsights")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+#: Label values of ``insight_type``.
+INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight")
+#: Label values of ``ctinsights_broker_errors_total{operation}``.
+BROKER_OPERATIONS = (
+    "poll",
+    "produce",
+    "flush",
+    "commit",
+    "committed",
+    "end_offsets",
+    "beginning_offsets",
+)
 
 
 class WorkerMetrics:
@@ -86,6 +100,13 @@ class WorkerMetrics:
         self.watermark_lag = Gauge(
             "ctinsights_watermark_lag_seconds",
             "Wall clock minus the most advanced event-time watermark of this worker",
+            registry=r,
+        )
+        self.stream_watermark_lag = Gauge(
+            "ctinsights_stream_watermark_lag_seconds",
+            "Wall clock minus the event-time watermark of each (account, Region) stream "
+            "(the freshest stream_metrics_limit streams)",
+            ["account", "region"],
             registry=r,
         )
         self.consumer_lag = Gauge(
@@ -167,11 +188,36 @@ class WorkerMetrics:
         self.webhook_queue = Gauge(
             "ctinsights_webhook_queue", "Insights waiting for delivery", ["sink"], registry=r
         )
+        self.sink_up = Gauge(
+            "ctinsights_sink_up",
+            "1 while a sink delivers; 0 while it fails and retries with backoff",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_errors = Counter(
+            "ctinsights_sink_errors",
+            "Failed sink steps (a batch that could not be handled, a consumer that failed)",
+            ["sink"],
+            registry=r,
+        )
         self.baselines = BaselineCollector()
         r.register(self.baselines)
         self.last_poll = Gauge(
             "ctinsights_last_poll_timestamp_seconds", "Wall clock of the last poll", registry=r
         )
+
+        self._zero_series()
+
+    def _zero_series(self) -> None:
+        """Create every known label set at 0, so ``increase()`` sees the first increment."""
+        for reason in RejectReason:
+            self.rejected.labels(reason.value)
+            self.dead_letters.labels(reason.value)
+        for insight_type in INSIGHT_TYPES:
+            self.started.labels(insight_type)
+            self.ended.labels(insight_type)
+        for operation in BROKER_OPERATIONS:
+            self.broker_errors.labels(operation)
 
     def add_engine_delta(self, before: EngineStats, after: EngineStats) -> EngineStats:
         """Count what an engine did since ``before`` (an earlier copy); return a new copy."""
@@ -258,6 +304,9 @@ class HealthState:
         self.alive = True
         self.restored = False
         self.broker_ok = False
+        self.sinks_down: frozenset[str] = frozenset()
+        self.sinks_gate_readiness = True
+        """Whether a failing sink fails ``/readyz`` (setting ``sink_failure_fails_readiness``)."""
         self.detail: dict[str, Any] = {}
 
     def update(self, **values: Any) -> None:
@@ -266,6 +315,11 @@ class HealthState:
             for name, value in values.items():
                 setattr(self, name, value)
 
+    def sink_state(self, sink: str, up: bool) -> None:
+        """Note whether a sink is delivering."""
+        with self._lock:
+            self.sinks_down = self.sinks_down - {sink} if up else self.sinks_down | {sink}
+
     def snapshot(self) -> dict[str, Any]:
         """Plain-data view."""
         with self._lock:
@@ -273,8 +327,15 @@ class HealthState:
                 "alive": self.alive,
                 "restored": self.restored,
                 "broker_ok": self.broker_ok,
+                "sinks_down": sorted(self.sinks_down),
                 **self.detail,
             }
+
+    def ready(self) -> bool:
+        """Restored, the broker reached, and (unless not gated) every sink delivering."""
+        with self._lock:
+            sinks_ok = not (self.sinks_gate_readiness and self.sinks_down)
+            return self.restored and self.broker_ok and sinks_ok
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -302,7 +363,7 @@ class MetricsServer:
         path = environ.get("PATH_INFO", "/")
         if path in ("/healthz", "/readyz"):
             state = self.health.snapshot()
-            ok = state["alive"] if path == "/healthz" else state["restored"] and state["broker_ok"]
+            ok = state["alive"] if path == "/healthz" else self.health.ready()
             body = json.dumps({"ok": bool(ok), **state}, default=str).encode()
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json")])

@@ -8,7 +8,7 @@ import threading
 from types import FrameType
 
 from streams.delivery import start_sinks
-from streams.errors import StreamsError
+from streams.errors import ConfigError, StreamsError
 from streams.metrics import MetricsServer
 from streams.settings import WorkerSettings
 from streams.worker import Worker
@@ -42,9 +42,12 @@ def run_worker(settings: WorkerSettings) -> int:
         server = MetricsServer(worker.metrics.registry, worker.health)
         server.start(settings.metrics_host, settings.metrics_port)
     install_signal_handlers(worker.stop_event)
-    sinks = start_sinks(settings, worker.metrics, worker.stop_event)
+    worker.health.update(sinks_gate_readiness=settings.sink_failure_fails_readiness)
+    sinks = start_sinks(settings, worker.metrics, worker.health, worker.stop_event)
     try:
         worker.run()
+    except ConfigError:
+        raise  # an operator error: the CLI prints it and exits 2
     except StreamsError as exc:
         logger.error("worker stopped: %s", exc)
         return 1

@@ -11,6 +11,7 @@ detection settings use ``__``, e.g. ``CTINSIGHTS_DETECTION__SENSITIVITY=high``. 
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +23,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from insights import EngineConfig
@@ -35,6 +37,10 @@ __all__ = [
     "load_settings",
     "read_config_file",
 ]
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 class CheckpointStoreKind(StrEnum):
@@ -78,6 +84,10 @@ class WorkerSettings(BaseSettings):
     """``retention.ms`` of the checkpoint topics (``cleanup.policy=delete``). The worker
     re-writes an idle partition's checkpoint every quarter of this, so a checkpoint outlives
     any pause of the worker shorter than it."""
+
+    bootstrap_timeout_ms: int = Field(default=30_000, ge=1_000)
+    """How long a client waits for the first broker at start-up before the worker gives up
+    (exit 2: "cannot reach Kafka")."""
 
     # Kafka security, passed through to kafka-python
     security_protocol: str = "PLAINTEXT"
@@ -123,6 +133,9 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = Field(default=9108, ge=0, le=65_535)
     log_level: str = "INFO"
+    stream_metrics_limit: int = Field(default=1000, ge=0)
+    """At most this many (account, Region) streams get a per-stream watermark series (the
+    freshest ones), so one silent stream can alert without unbounded labels."""
 
     detection: EngineConfig = Field(default_factory=EngineConfig)
 
@@ -130,8 +143,34 @@ class WorkerSettings(BaseSettings):
     webhooks: list[WebhookSettings] = []
     insight_dir: Path | None = None
     """Write Insight files in AWS's S3 layout under this directory."""
+    sink_failure_fails_readiness: bool = True
+    """A sink that keeps failing (it retries with backoff) makes ``/readyz`` answer 503."""
     insight_file_mode: str = Field(default="0640", pattern=r"^0?[0-7]{3}$")
     """Permissions of Insight files, octal (their directories add search permission)."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        if level.upper() not in _LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
+        return level.upper()
+
+    @field_validator("security_protocol")
+    @classmethod
+    def _known_protocol(cls, protocol: str) -> str:
+        if protocol.upper() not in _PROTOCOLS:
+            raise ValueError(f"security_protocol must be one of {', '.join(_PROTOCOLS)}")
+        return protocol.upper()
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, servers: str) -> str:
+        entries = [entry.strip() for entry in servers.split(",")]
+        for entry in entries:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65_536:
+                raise ValueError(f"bootstrap_servers: {entry!r} is not host:port")
+        return ",".join(entries)
 
     @field_validator("input_topics")
     @classmethod
@@ -159,6 +198,7 @@ class WorkerSettings(BaseSettings):
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "client_id": self.client_id,
             "security_protocol": self.security_protocol,
+            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
         }
         optional = {
             "sasl_mechanism": self.sasl_mechanism,
@@ -173,9 +213,36 @@ class WorkerSettings(BaseSettings):
         return options
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings as plain data, secrets masked (``check-config``)."""
+        """Effective settings as plain data, secrets masked (``check-config``); webhook URLs
+        keep their scheme and host only."""
         data: dict[str, Any] = self.model_dump(mode="json")
+        for hook, shown in zip(self.webhooks, data["webhooks"], strict=True):
+            shown["url"] = hook.masked_url()
         return data
+
+    def path_problems(self) -> list[str]:
+        """What the worker would fail to write or read, found without connecting."""
+        problems: list[str] = []
+        writable = [("insight_dir", self.insight_dir)]
+        if self.checkpoint_store is CheckpointStoreKind.DIRECTORY:
+            writable.append(("state_dir", self.state_dir))
+        for hook in self.webhooks:
+            if hook.dead_letter_path is not None:
+                writable.append(
+                    (f"webhook {hook.name} dead_letter_path", hook.dead_letter_path.parent)
+                )
+        for name, directory in writable:
+            if directory is not None and (problem := _unwritable(directory)):
+                problems.append(f"{name} {directory}: {problem}")
+        readable = [
+            ("ssl_cafile", self.ssl_cafile),
+            ("ssl_certfile", self.ssl_certfile),
+            ("ssl_keyfile", self.ssl_keyfile),
+        ] + [(f"webhook {h.name} secret_file", h.secret_file) for h in self.webhooks]
+        for name, file in readable:
+            if file is not None and not os.access(file, os.R_OK):
+                problems.append(f"{name} {file}: not a readable file")
+        return problems
 
     def topic_configs(self, state: bool) -> dict[str, str]:
         """Configs of a topic the worker creates (``state``: a checkpoint topic)."""
@@ -191,8 +258,31 @@ class WorkerSettings(BaseSettings):
         return f"{self.group_id}.{input_topic}.checkpoints"
 
 
+def _unwritable(directory: Path) -> str | None:
+    """Why files cannot be created in ``directory`` (it may not exist yet), or None."""
+    existing = directory
+    while not existing.exists():
+        if existing.parent == existing:
+            return "no existing parent"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 def _reveal(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
+
+
+def _errors(exc: ValidationError) -> str:
+    """One line per problem: ``field: message``."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        lines.append(f"{where}: {error['msg']}")
+    return "; ".join(lines)
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -229,5 +319,11 @@ def load_settings(config_file: str | None = None, **flags: Any) -> WorkerSetting
     try:
         layered = _Layered(**given)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from exc
+        raise ConfigError(f"invalid settings: {_errors(exc)}") from exc
+    except SettingsError as exc:  # an environment variable that is not valid JSON
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(
+            f"invalid settings: {exc}{cause} (lists and objects are JSON, e.g. "
+            f"CTINSIGHTS_INPUT_TOPICS='[\"cloudtrail\"]')"
+        ) from exc
     return WorkerSettings.model_construct(**dict(layered))

@@ -27,6 +27,7 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -101,7 +102,8 @@ class WebhookSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
-    url: str
+    url: SecretStr
+    """The endpoint; a credential for Slack and many SIEMs, so masked like one."""
     format: WebhookFormat = WebhookFormat.GENERIC
     secret: SecretStr | None = None
     secret_file: Path | None = None
@@ -116,13 +118,18 @@ class WebhookSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> WebhookSettings:
-        if not self.url.startswith(("http://", "https://")):
+        if not self.url.get_secret_value().startswith(("http://", "https://")):
             raise ValueError(f"webhook {self.name}: url must be http(s)")
         if self.secret is not None and self.secret_file is not None:
             raise ValueError(f"webhook {self.name}: give secret or secret_file, not both")
         if self.format is WebhookFormat.PAGERDUTY and self.routing_key is None:
             raise ValueError(f"webhook {self.name}: pagerduty needs routing_key")
         return self
+
+    def masked_url(self) -> str:
+        """Scheme and host only: ``https://hooks.slack.com/**********``."""
+        parts = urllib.parse.urlsplit(self.url.get_secret_value())
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/**********"
 
     def signing_key(self) -> bytes | None:
         """The HMAC key (from ``secret`` or ``secret_file``), never logged."""
@@ -313,7 +320,7 @@ class WebhookSender:
             headers[TIMESTAMP_HEADER] = str(timestamp)
             headers[SIGNATURE_HEADER] = sign(self.key, timestamp, body)
         request = urllib.request.Request(
-            self.settings.url, data=body, headers=headers, method="POST"
+            self.settings.url.get_secret_value(), data=body, headers=headers, method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=self.settings.timeout_seconds) as resp:

@@ -137,6 +137,8 @@ class Worker:
         self._rebalance_lock = threading.Lock()
         self._to_restore: set[TopicPartition] = set()
         self._rates_published = 0.0
+        self._streams_published = 0.0
+        self._streams_exported: set[tuple[str, str]] = set()
         self._conflicts_logged = 0
         self._last_data = time.monotonic()
         self._last_records = float("-inf")
@@ -144,6 +146,8 @@ class Worker:
         self._producer: KafkaProducer | None = None
         self._scanner: KafkaConsumer | None = None
         self._store: CheckpointStore | None = None
+        for topic in settings.input_topics:
+            self.metrics.messages.labels(topic)  # at 0 before the first message
 
     # ------------------------------------------------------------------ set-up
     def _connect(self) -> None:
@@ -660,12 +664,21 @@ class Worker:
             else "pure Python (built without a C "
             "compiler: about 1.6-2x slower, see docs/performance.md)",
         )
-        self._connect()
+        try:
+            self._connect()
+        except KafkaError as exc:
+            self._shutdown()
+            raise ConfigError(
+                f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc}"
+            ) from exc
         consumer = self._consumer
         assert consumer is not None
         try:
             while not self.stop_event.is_set():
                 self.poll_once(consumer)
+        except StreamsError as exc:
+            logger.error("worker loop stopped: %s; checkpointing what it has", exc)
+            raise
         except Exception:
             logger.exception("worker loop failed; checkpointing what it has")
             raise
@@ -748,6 +761,25 @@ class Worker:
             self.metrics.baselines.publish(list(chosen.values()))
         if newest is not None:
             self.metrics.watermark_lag.set(now_wall - newest * 60)
+            self._publish_streams(now_wall)
+
+    def _publish_streams(self, now_wall: float) -> None:
+        """Per-stream watermark lag of the freshest ``stream_metrics_limit`` streams."""
+        if time.monotonic() - self._streams_published < _RATES_EVERY_SECONDS:
+            return
+        self._streams_published = time.monotonic()
+        marks: dict[tuple[str, str], int] = {}
+        for part in self._parts.values():
+            for key, mark in part.engine.watermarks().items():
+                marks[key] = max(mark, marks.get(key, mark))
+        freshest = sorted(marks.items(), key=lambda item: -item[1])
+        gauge = self.metrics.stream_watermark_lag
+        chosen = dict(freshest[: self.settings.stream_metrics_limit])
+        for gone in self._streams_exported - chosen.keys():
+            gauge.remove(*gone)  # no series disappears and comes back between scrapes
+        for (account, region), mark in chosen.items():
+            gauge.labels(account, region).set(now_wall - mark * 60)
+        self._streams_exported = set(chosen)
 
     def _shutdown(self) -> None:
         """Checkpoint every partition, commit, leave the group, close the clients."""

@@ -111,7 +111,11 @@ def build() -> dict[str, Any]:
             1,
             8,
             7,
-            ("max(ctinsights_watermark_lag_seconds)", "watermark lag"),
+            ("max(ctinsights_watermark_lag_seconds)", "newest stream"),
+            (
+                "topk(5, max by (account, region) (ctinsights_stream_watermark_lag_seconds))",
+                "{{account}}/{{region}}",
+            ),
             unit="s",
         ),
         panel(
@@ -248,6 +252,16 @@ def build() -> dict[str, Any]:
             7,
             ("sum(rate(ctinsights_insight_records_produced_total[5m]))", "produced"),
             unit="ops",
+        ),
+        panel(
+            19,
+            "Sinks delivering (1) or failing and retrying (0)",
+            "timeseries",
+            0,
+            41,
+            12,
+            6,
+            ("min by (sink) (ctinsights_sink_up)", "{{sink}}"),
         ),
     ]
     return {

@@ -115,7 +115,7 @@ def test_every_panel_query_returns_data_from_a_running_worker(
     port = server.start("127.0.0.1", 0)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    sinks = start_sinks(settings, worker.metrics, worker.stop_event)
+    sinks = start_sinks(settings, worker.metrics, worker.health, worker.stop_event)
     prom_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(

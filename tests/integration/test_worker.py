@@ -17,6 +17,7 @@ from streams.settings import WorkerSettings
 from streams.worker import EVENT_ID_HEADER, Worker
 from tests.integration.conftest import (
     Dataset,
+    WorkerProcess,
     create_topic,
     end_offsets,
     produce_lines,
@@ -203,3 +204,27 @@ def test_pending_insights_of_a_checkpoint_are_produced_once(
             time.sleep(0.2)
     values = [m.value for m in read_topic(bootstrap, settings.output_topic)]
     assert sorted(values) == sorted([m.value for m in produced] + [new.value])
+
+
+def test_state_made_under_other_settings_stops_the_worker_with_a_message_and_exit_2(
+    bootstrap: str, dataset: Dataset, tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
+    topic = unique("ct")
+    create_topic(bootstrap, topic, 1)
+    produce_lines(bootstrap, topic, dataset.lines[:2000])
+    output, group = f"{topic}-out", unique("g")
+    state = ("--checkpoint-store", "directory", "--state-dir", str(tmp_path / "state"))
+    log = tmp_path / "worker.log"
+    first = WorkerProcess(bootstrap, topic, output, group, log, *state).start()
+    workers.append(first)
+    first.wait_ready()
+    wait_committed(bootstrap, group, topic, end_offsets(bootstrap, topic))
+    assert first.stop() == 0
+    second = WorkerProcess(bootstrap, topic, output, group, log, *state, "--sensitivity", "high")
+    workers.append(second.start())
+    assert second.process is not None
+    assert second.process.wait(120) == 2
+    text = log.read_text()
+    assert "ctinsights: error: checkpoint of" in text
+    assert "discard_incompatible_state" in text
+    assert "Traceback" not in text

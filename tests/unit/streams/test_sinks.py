@@ -103,7 +103,7 @@ def receiver() -> Iterator[Receiver]:
 def hook(url: str, **extra: Any) -> WebhookSettings:
     return WebhookSettings(
         name="test",
-        url=url,
+        url=SecretStr(url),
         secret=SecretStr(SECRET.decode()),
         backoff_seconds=0.01,
         max_backoff_seconds=0.05,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from streams.sinks import WebhookFormat, WebhookSettings, format_body
 
@@ -24,7 +25,7 @@ FORMATS = ("generic", "eventbridge", "slack", "pagerduty")
 def _settings(fmt: str) -> WebhookSettings:
     extra: dict[str, Any] = {"routing_key": "R" * 32} if fmt == "pagerduty" else {}
     return WebhookSettings(
-        name=fmt, url="http://127.0.0.1:9/hook", format=WebhookFormat(fmt), **extra
+        name=fmt, url=SecretStr("http://127.0.0.1:9/hook"), format=WebhookFormat(fmt), **extra
     )
 
 
