@@ -22,6 +22,8 @@ lock: $(STAMP)
 	$(PIP) install --quiet uv
 	echo 'setuptools>=77' | $(BIN)/uv pip compile --quiet pyproject.toml - --extra dev \
 	  --universal --python-version 3.11 --generate-hashes -o $(LOCK)
+	$(BIN)/uv pip compile --quiet pyproject.toml -c $(LOCK) --universal --python-version 3.11 \
+	  --generate-hashes -o deploy/requirements-runtime.lock
 	touch pyproject.toml
 
 # The unit and property suites on the newest releases pyproject.toml allows (not the lock),

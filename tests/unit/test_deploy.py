@@ -28,7 +28,15 @@ def test_every_yaml_file_parses() -> None:
 
 def test_kubernetes_manifests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     manifests = {d["kind"]: d for d in docs(DEPLOY / "kubernetes" / "ctinsights.yaml")}
-    assert set(manifests) == {"ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor"}
+    assert set(manifests) == {
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "ServiceMonitor",
+        "PodDisruptionBudget",
+        "PrometheusRule",
+    }
     for doc in manifests.values():
         assert doc["apiVersion"]
         assert doc["metadata"]["name"].startswith("ctinsights")
@@ -48,12 +56,35 @@ def test_kubernetes_manifests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     selector = manifests["Deployment"]["spec"]["selector"]["matchLabels"]
     assert manifests["Service"]["spec"]["selector"] == selector
     assert manifests["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "metrics"
+    assert manifests["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == selector
+    # the rules Prometheus-operator users get are the tested ones
+    rules = docs(DEPLOY / "prometheus" / "rules.yml")[0]
+    assert manifests["PrometheusRule"]["spec"] == rules
+    # the Insight directory is on a writable volume (the root filesystem is read-only)
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert settings.insight_dir is not None
+    assert not mounts[str(settings.insight_dir)].get("readOnly", False)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_compose_references_files_that_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     compose = docs(DEPLOY / "docker-compose.yml")[0]
     services = compose["services"]
-    assert {"kafka", "worker-1", "worker-2", "prometheus", "grafana", "receiver"} <= set(services)
+    assert {
+        "kafka",
+        "worker-1",
+        "worker-2",
+        "producer",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "receiver",
+    } <= set(services)
+    assert "29092:29092" in services["kafka"]["ports"]  # a listener for the host
+    assert (
+        "HOST://localhost:29092" in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    )
+    assert "ctinsights produce" in " ".join(services["producer"]["entrypoint"])
     for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
@@ -77,6 +108,42 @@ def test_dockerfile_copies_what_exists_and_runs_as_non_root() -> None:
     assert "USER 10001" in text
     assert "HEALTHCHECK" in text
     assert "/healthz" in text
+    healthcheck = text[text.index("HEALTHCHECK") :]
+    assert "CTINSIGHTS_METRICS_PORT" in healthcheck.split("ENTRYPOINT")[0]  # not a fixed port
+    assert "--require-hashes" in text
+
+
+def test_the_image_installs_exactly_the_versions_ci_tested() -> None:
+    """The runtime lock pins a subset of the development lock, at the same versions."""
+
+    def pins(path: Path) -> dict[str, str]:
+        found = {}
+        for line in path.read_text().splitlines():
+            if "==" in line and not line.startswith((" ", "#")):
+                name, version = line.split(" ")[0].split("==")
+                found[name] = version
+        return found
+
+    runtime = pins(DEPLOY / "requirements-runtime.lock")
+    tested = pins(ROOT / "requirements.lock")
+    assert {"numpy", "msgspec", "kafka-python", "prometheus-client"} <= set(runtime)
+    assert {name: tested.get(name) for name in runtime} == runtime
+
+
+def test_alertmanager_config_is_valid() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        ["amtool", "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    scrape = docs(DEPLOY / "prometheus" / "prometheus.yml")[0]
+    targets = scrape["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093"]
 
 
 def test_grafana_provisioning_points_at_the_dashboard() -> None:
@@ -95,8 +162,8 @@ def test_kubernetes_schema_offline() -> None:
     version = kubernetes_validate.latest_version()
     checked = 0
     for doc in docs(DEPLOY / "kubernetes" / "ctinsights.yaml"):
-        if doc["kind"] == "ServiceMonitor":
-            continue  # a CRD of the Prometheus operator: no bundled schema
+        if doc["kind"] in ("ServiceMonitor", "PrometheusRule"):
+            continue  # CRDs of the Prometheus operator: no bundled schema
         kubernetes_validate.validate(doc, version, strict=True)
         checked += 1
         if doc["kind"] == "Deployment":
@@ -104,7 +171,7 @@ def test_kubernetes_schema_offline() -> None:
             broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "x"
             with pytest.raises(kubernetes_validate.ValidationError):
                 kubernetes_validate.validate(broken, version, strict=True)
-    assert checked == 4
+    assert checked == 5
 
 
 def _dropped(ours: Any, theirs: Any, path: str = "") -> list[str]:
@@ -141,3 +208,19 @@ def test_dashboard_uses_only_fields_of_the_grafana_sdk_model() -> None:
     assert _dropped(misspelt, theirs["panels"][1]) == [
         "/gridpos"
     ]  # the check does catch a misspelt field
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    """No Docker engine runs here, so the image is linted (hadolint, from the lock), not built."""
+    import subprocess
+    import sys
+
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run(
+        [str(hadolint), "--no-color", str(DEPLOY / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
