@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from insights import native
 from insights.config import SENSITIVITY_LEVELS, EngineConfig, InsightSelector, Sensitivity
 from insights.engine import EngineStats, InsightEngine, KeyRate
 from insights.errors import EventParseError, InsightsConfigError, InsightsError, StateDecodeError
@@ -24,6 +25,14 @@ from insights.events import (
     prepare_decode,
 )
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
+from insights.timeparse import TimestampError, parse_epoch_seconds
+
+
+def accelerated() -> bool:
+    """Whether the per-event loops run in C (the accelerator is built and its checked
+    msgspec and numpy releases are installed; see :mod:`insights.native`)."""
+    return native.module is not None
+
 
 __all__ = [
     "DECODE_CHUNK_BYTES",
@@ -44,10 +53,13 @@ __all__ = [
     "Rejection",
     "Sensitivity",
     "StateDecodeError",
+    "TimestampError",
+    "accelerated",
     "chunk_ranges",
     "decode_many",
     "decode_message",
     "iter_json_lines",
+    "parse_epoch_seconds",
     "parse_event",
     "prepare_decode",
     "records_to_json_lines",

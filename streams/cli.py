@@ -14,8 +14,14 @@ from typing import IO, Any
 import msgspec
 from pydantic import ValidationError
 
-from insights import EngineConfig, InsightEngine, InsightRecord, Rejection
-from insights.timeparse import TimestampError, parse_epoch_seconds
+from insights import (
+    EngineConfig,
+    InsightEngine,
+    InsightRecord,
+    Rejection,
+    TimestampError,
+    parse_epoch_seconds,
+)
 from streams.errors import ConfigError, SinkError, SourceError, StreamsError
 from streams.files import read_inputs
 from streams.settings import KeyScheme, WorkerSettings, load_settings, read_config_file

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from insights.timeparse import parse_epoch_seconds
+from insights import parse_epoch_seconds
 from streams.simulate import Label
 
 __all__ = ["Evaluation", "evaluate"]

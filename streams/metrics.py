@@ -19,7 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from insights import EngineStats, KeyRate, RejectReason, native
+from insights import EngineStats, KeyRate, RejectReason, accelerated
 
 __all__ = ["HealthState", "MetricsServer", "WorkerMetrics"]
 
@@ -60,9 +60,7 @@ class WorkerMetrics:
             "Version, and whether the per-event loops run in C (see insights.native)",
             registry=r,
         )
-        self.build.info(
-            {"version": _version(), "accelerator": "c" if native.module is not None else "none"}
-        )
+        self.build.info({"version": _version(), "accelerator": "c" if accelerated() else "none"})
         self.messages = Counter(
             "ctinsights_messages_read", "Kafka messages read", ["topic"], registry=r
         )

@@ -32,9 +32,9 @@ from insights import (
     Rejection,
     RejectReason,
     StateDecodeError,
+    accelerated,
     chunk_ranges,
     decode_many,
-    native,
     prepare_decode,
 )
 from streams.checkpoints import (
@@ -660,7 +660,7 @@ class Worker:
         logger.info(
             "per-event loops: %s",
             "C accelerator"
-            if native.module is not None
+            if accelerated()
             else "pure Python (built without a C "
             "compiler: about 1.6-2x slower, see docs/performance.md)",
         )

@@ -113,3 +113,43 @@ def test_an_idle_partitions_checkpoint_is_rewritten_before_retention_could_delet
     assert not worker._due(part, written + 60)  # clean, interval passed: nothing to write
     assert not worker._due(part, written + 2 * 3600 - 1)
     assert worker._due(part, written + 2 * 3600)  # a quarter of the retention
+
+
+class _AlwaysReadyConsumer:
+    """Has the next records ready at every poll, as a consumer with a fetch in hand does."""
+
+    def __init__(self, values: list[bytes], per_poll: int) -> None:
+        self.values = values
+        self.per_poll = per_poll
+        self.next = 0
+        self.timeouts: list[int] = []
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        self.timeouts.append(timeout_ms)
+        chunk = self.values[self.next : self.next + self.per_poll]
+        messages = [_Message(self.next + i, v) for i, v in enumerate(chunk)]
+        self.next += len(chunk)
+        return {TopicPartition("in", 0): messages} if messages else {}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.values)
+
+
+def test_while_records_are_ready_the_loop_never_blocks_or_sleeps_between_polls(
+    offline_settings: Callable[..., WorkerSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decisions of the poll loop, without a clock: every poll after the first that found
+    records is non-blocking, and nothing waits between polls while records keep coming."""
+    lines = list(render(generate(Scenario(days=1, reads_per_minute=2, anomaly_day=0))))[:3000]
+    worker = Worker(offline_settings(dead_letter_topic=None))
+    tp = TopicPartition("in", 0)
+    worker._parts[tp] = _Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=0)
+    waits: list[float | None] = []
+    monkeypatch.setattr(worker.stop_event, "wait", lambda timeout=None: waits.append(timeout))
+    monkeypatch.setattr("streams.worker.time.sleep", lambda seconds: waits.append(seconds))
+    consumer = _AlwaysReadyConsumer(lines, per_poll=500)
+    for _ in range(6):
+        worker.poll_once(consumer)
+    assert worker._parts[tp].offset == len(lines)  # every record reached the engine, in order
+    assert consumer.timeouts == [200, 0, 0, 0, 0, 0]  # the first poll came after an idle start
+    assert waits == []
