@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 PIP := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: demo test check lint typecheck bench clean venv tools lock test-latest
+.PHONY: demo test test-pure check lint typecheck bench clean venv tools lock test-latest
 
 venv: $(STAMP)
 
@@ -49,6 +49,12 @@ tools:
 test: $(STAMP) tools
 	$(BIN)/pytest -q
 
+# The unit and property suites with the C accelerator switched off: the pure-Python code is
+# the reference, and it must pass on its own (insights.native).
+test-pure: $(STAMP)
+	CTINSIGHTS_PURE_PYTHON=1 $(BIN)/pytest -q -p no:cacheprovider -m "not accelerator" \
+	  tests/unit tests/property insights
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -57,11 +63,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck test
+check: lint typecheck test test-pure
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/replay_bench.py
 	$(BIN)/python benchmarks/worker_bench.py
+	$(BIN)/python benchmarks/run_vs_replay_bench.py
 	$(BIN)/pytest -q tests/unit/streams/test_scenarios.py
 
 clean:

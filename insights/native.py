@@ -21,12 +21,14 @@ The pure-Python code stays the reference: results are the same bits either way (
 arithmetic in numpy's order, numpy's and scipy's own ufunc loops for every transcendental
 function, called directly by C on contiguous doubles;
 ``tests/unit/insights/test_native.py`` runs both). Set :data:`module` to ``None`` to run the
-pure-Python code.
+pure-Python code, or start the process with ``CTINSIGHTS_PURE_PYTHON=1`` (``make test-pure``
+runs the unit and property suites that way).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 __all__ = ["ABI", "module"]
 
@@ -69,6 +71,9 @@ def unchecked_dependencies(versions: dict[str, str]) -> list[str]:
 try:
     from insights import _native
 except ImportError:  # installed without a C compiler
+    _native = None  # type: ignore[assignment]
+
+if os.environ.get("CTINSIGHTS_PURE_PYTHON") == "1":
     _native = None  # type: ignore[assignment]
 
 if _native is not None and getattr(_native, "ABI", None) != ABI:

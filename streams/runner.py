@@ -7,7 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-from streams.delivery import start_sinks
+from streams.delivery import SinkRunner, start_sinks
 from streams.errors import ConfigError, StreamsError
 from streams.metrics import MetricsServer
 from streams.settings import WorkerSettings
@@ -43,7 +43,12 @@ def run_worker(settings: WorkerSettings) -> int:
         server.start(settings.metrics_host, settings.metrics_port)
     install_signal_handlers(worker.stop_event)
     worker.health.update(sinks_gate_readiness=settings.sink_failure_fails_readiness)
-    sinks = start_sinks(settings, worker.metrics, worker.health, worker.stop_event)
+    sinks: list[SinkRunner] = []
+
+    def connected() -> None:
+        sinks.extend(start_sinks(settings, worker.metrics, worker.health, worker.stop_event))
+
+    worker.on_connected = connected
     try:
         worker.run()
     except ConfigError:

@@ -125,11 +125,15 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         health: HealthState | None = None,
         on_insight: InsightCallback | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or WorkerMetrics()
         self.health = health or HealthState()
         self.on_insight = on_insight
+        self.on_connected = on_connected
+        """Called once the clients are up and the output topic exists (the sinks start then:
+        a consumer subscribed to a topic before it exists sees it only at a metadata refresh)."""
         self.stop_event = threading.Event()
         self._parts: dict[TopicPartition, _Partition] = {}
         self._key_partition: dict[tuple[str, str, str, str], TopicPartition] = {}
@@ -673,6 +677,8 @@ class Worker:
             ) from exc
         consumer = self._consumer
         assert consumer is not None
+        if self.on_connected is not None:
+            self.on_connected()
         try:
             while not self.stop_event.is_set():
                 self.poll_once(consumer)

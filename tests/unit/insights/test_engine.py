@@ -262,7 +262,7 @@ def test_deferred_scoring_in_small_chunks_gives_the_same_records() -> None:
     assert chunked.stats.as_dict() == whole.stats.as_dict()
 
 
-@pytest.mark.parametrize("accelerated", [True, False])
+@pytest.mark.parametrize("accelerated", [pytest.param(True, marks=pytest.mark.accelerator), False])
 def test_events_after_the_callers_bound_are_rejected_and_kept(
     monkeypatch: pytest.MonkeyPatch, accelerated: bool
 ) -> None:

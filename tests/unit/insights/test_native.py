@@ -44,6 +44,10 @@ from tests.factory import T0, background, burst, iso, make_event
 T = TypeVar("T")
 BUILT = native.module
 
+#: Each test here compares the accelerator with the Python code: ``make test-pure`` leaves them
+#: out (``-m "not accelerator"``); ``make test`` runs them.
+pytestmark = pytest.mark.accelerator
+
 
 def both(run: Callable[[], T]) -> tuple[T, T]:
     """``run()`` with the accelerator, then with the pure-Python loops."""

@@ -15,7 +15,7 @@ from streams.worker import Worker, _Partition
 from tests.factory import T0, make_event
 
 
-@pytest.mark.parametrize("built", [True, False])
+@pytest.mark.parametrize("built", [pytest.param(True, marks=pytest.mark.accelerator), False])
 def test_build_info_names_the_version_and_the_accelerator(
     built: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
