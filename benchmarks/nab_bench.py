@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from insights.series import series_scores
-from streams.nab import debounced, load_corpus, load_profiles, sweep
+from streams.lab.nab import debounced, load_corpus, load_profiles, sweep
 
 SCOREBOARD = {
     "ARTime": 74.9,

@@ -15,8 +15,8 @@ import statistics
 import time
 
 from insights import EngineConfig, InsightEngine, Sensitivity, decode_message
-from streams.evaluation import evaluate
-from streams.simulate import Scenario, generate, render
+from streams.lab.evaluation import evaluate
+from streams.lab.simulate import Scenario, generate, render
 
 
 def main() -> None:

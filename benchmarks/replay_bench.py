@@ -27,7 +27,7 @@ from insights import (
     decode_many,
     native,
 )
-from streams.simulate import Scenario, generate, render
+from streams.lab.simulate import Scenario, generate, render
 
 REGIONS = ("us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1", "sa-east-1")
 

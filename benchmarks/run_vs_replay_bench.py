@@ -40,8 +40,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
-from streams.broker import LocalBroker, free_port
-from streams.simulate import Scenario, generate, render
+from streams.lab.broker import LocalBroker, free_port
+from streams.lab.simulate import Scenario, generate, render
 
 _CLI = [sys.executable, "-m", "streams"]
 _SAMPLE_SECONDS = 0.05

@@ -23,9 +23,9 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from streams.broker import LocalBroker
+from streams.lab.broker import LocalBroker
+from streams.lab.simulate import Scenario, generate, render
 from streams.settings import load_settings
-from streams.simulate import Scenario, generate, render
 from streams.worker import Worker
 
 _TOPIC = "tail"

@@ -40,10 +40,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from insights import EngineConfig, InsightEngine, InsightRecord, decode_many, decode_message
-from streams.broker import LocalBroker
 from streams.checkpoints import Checkpoint, DirectoryStore
+from streams.lab.broker import LocalBroker
+from streams.lab.simulate import Scenario, generate, render
 from streams.settings import WorkerSettings, load_settings
-from streams.simulate import Scenario, generate, render
 from streams.worker import Worker
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)

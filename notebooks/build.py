@@ -28,7 +28,7 @@ QUICKSTART = [
     new_code_cell("""from collections import Counter
 from insights import EngineConfig, InsightEngine, decode_message
 from insights.events import event_seconds
-from streams.simulate import Scenario, generate, render
+from streams.lab.simulate import Scenario, generate, render
 
 scenario = Scenario(days=3, reads_per_minute=0.5, anomaly_day=2)
 lines = list(render(generate(scenario)))
@@ -72,8 +72,8 @@ EVALUATION = [
                       "scoreboard. (`benchmarks/` has the full-size versions.)"),
     new_code_cell(SETUP),
     new_code_cell("""from insights import EngineConfig, InsightEngine, Sensitivity, decode_message
-from streams.evaluation import evaluate
-from streams.simulate import Scenario, generate, render
+from streams.lab.evaluation import evaluate
+from streams.lab.simulate import Scenario, generate, render
 
 scenario = Scenario(days=9, reads_per_minute=1.0)
 lines = list(render(generate(scenario)))
@@ -94,7 +94,7 @@ for name, recall, false, _ in rows:
     ax.annotate(name, (false, recall))
 ax.set_xlabel("false insights per 1,000 key-days"); ax.set_ylabel("recall")"""),
     new_code_cell("""from insights.series import series_scores
-from streams.nab import debounced, load_corpus, load_profiles, sweep
+from streams.lab.nab import debounced, load_corpus, load_profiles, sweep
 
 nab = SHARED / "datasets" / "nab"
 files = load_corpus(nab)

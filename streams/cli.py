@@ -292,7 +292,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_insights_list(args: argparse.Namespace) -> int:
     """List Insights from Insight files (ours or AWS's), filtered, like the console's page."""
-    from streams.demo import describe
+    from streams.lab.demo import describe
     from streams.sinks import read_insight_files
 
     root = Path(args.root)
@@ -329,7 +329,7 @@ def cmd_insights_list(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Write a simulated CloudTrail stream as JSON lines, and its labels as JSON."""
-    from streams.simulate import Scenario, generate, render
+    from streams.lab.simulate import Scenario, generate, render
 
     anomaly_day = args.anomaly_day if args.anomaly_day is not None else args.days - 1
     if not 1 <= anomaly_day < args.days:
@@ -356,7 +356,7 @@ def _label(label: Any) -> dict[str, Any]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulate a stream with injected bursts and print Insights as they are detected."""
-    from streams.demo import run_demo
+    from streams.lab.demo import run_demo
 
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     logging.getLogger("streams").setLevel(logging.WARNING)

@@ -151,6 +151,11 @@ class WorkerMetrics:
             "Polls whose first record was not the partition's next offset: sought back, re-read",
             registry=r,
         )
+        self.input_stalls = Counter(
+            "ctinsights_input_stalls",
+            "Partitions sought again after getting no records for 30 s though the log held more",
+            registry=r,
+        )
         self.offset_gaps = Counter(
             "ctinsights_input_offset_gaps",
             "Offsets the input log does not hold (compaction, transaction markers, retention), "

@@ -7,10 +7,10 @@ import signal
 import threading
 from types import FrameType
 
-from streams.delivery import SinkRunner, start_sinks
 from streams.errors import ConfigError, StreamsError
 from streams.metrics import MetricsServer
 from streams.settings import WorkerSettings
+from streams.sinks.runner import SinkRunner, start_sinks
 from streams.worker import Worker
 
 __all__ = ["install_signal_handlers", "run_worker"]

@@ -25,10 +25,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from insights import EngineConfig, InsightEngine, decode_message
-from streams.broker import LocalBroker, free_port
+from streams.lab.broker import LocalBroker, free_port
+from streams.lab.simulate import Label, Scenario, generate, render
 from streams.produce import produce
 from streams.settings import WorkerSettings, load_settings
-from streams.simulate import Label, Scenario, generate, render
 from tests.integration.kafka_rules import StrictKafka, strict_classes
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -302,8 +302,8 @@ def strict_kafka(monkeypatch: pytest.MonkeyPatch) -> StrictKafka:
     """In-process workers produce and create topics through Apache Kafka's record rules."""
     rules = StrictKafka()
     producer, admin = strict_classes(rules)
-    monkeypatch.setattr("streams.worker.KafkaProducer", producer)
-    monkeypatch.setattr("streams.worker.KafkaAdminClient", admin)
+    monkeypatch.setattr("streams.worker.core.KafkaProducer", producer)
+    monkeypatch.setattr("streams.worker.core.KafkaAdminClient", admin)
     return rules
 
 

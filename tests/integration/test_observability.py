@@ -17,9 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streams.broker import free_port
-from streams.delivery import start_sinks
+from streams.lab.broker import free_port
 from streams.metrics import MetricsServer
+from streams.sinks.runner import start_sinks
 from streams.worker import Worker
 from tests.integration.conftest import (
     Dataset,

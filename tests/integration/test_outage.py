@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from streams.broker import LocalBroker, free_port
+from streams.lab.broker import LocalBroker, free_port
 from tests.integration.conftest import (
     PROXY_PORT,
     Dataset,

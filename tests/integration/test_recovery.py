@@ -23,10 +23,11 @@ from tests.integration.conftest import (
 
 def produce_cli(
     bootstrap: str, topic: str, lines: list[bytes], tmp_path: Path, *extra: str
-) -> None:
+) -> subprocess.CompletedProcess[bytes]:
+    """``ctinsights produce`` of ``lines`` as a process; its outcome."""
     source = tmp_path / f"{topic}.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
-    subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",

@@ -10,17 +10,15 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from streams.delivery import start_sinks
 from streams.metrics import HealthState, WorkerMetrics
 from streams.settings import load_settings
 from streams.sinks import read_insight_files
+from streams.sinks.runner import start_sinks
 from tests.integration.conftest import Dataset, create_topic, unique
 from tests.unit.streams.test_sinks import Receiver, valid
 
 
-def test_webhook_and_file_sinks_receive_every_insight(
-    bootstrap: str, dataset: Dataset, tmp_path: Path
-) -> None:
+def _filled_output(bootstrap: str, dataset: Dataset) -> str:
     output = unique("out")
     create_topic(bootstrap, output, 1)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
@@ -28,6 +26,13 @@ def test_webhook_and_file_sinks_receive_every_insight(
         producer.send(output, key=json.loads(value)["sharedEventID"].encode(), value=value)
     producer.flush()
     producer.close()
+    return output
+
+
+def test_webhook_and_file_sinks_receive_every_insight(
+    bootstrap: str, dataset: Dataset, tmp_path: Path
+) -> None:
+    output = _filled_output(bootstrap, dataset)
     receiver = Receiver(fail_first=5).start()
     settings = load_settings(
         None,
@@ -66,17 +71,6 @@ def test_webhook_and_file_sinks_receive_every_insight(
     assert samples.get_sample_value("ctinsights_webhook_deliveries_total", {"sink": "siem"}) == len(
         dataset.expected
     )
-
-
-def _filled_output(bootstrap: str, dataset: Dataset) -> str:
-    output = unique("out")
-    create_topic(bootstrap, output, 1)
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for value in sorted(dataset.expected):
-        producer.send(output, key=json.loads(value)["sharedEventID"].encode(), value=value)
-    producer.flush()
-    producer.close()
-    return output
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:

@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     worker_settings,
 )
 from tests.integration.kafka_rules import StrictKafka
+from tests.integration.test_recovery import produce_cli
 
 
 def wait_caught_up(bootstrap: str, settings: WorkerSettings) -> None:
@@ -228,3 +229,16 @@ def test_state_made_under_other_settings_stops_the_worker_with_a_message_and_exi
     assert "ctinsights: error: checkpoint of" in text
     assert "discard_incompatible_state" in text
     assert "Traceback" not in text
+
+
+def test_produce_says_what_it_did_without_the_clients_chatter(
+    bootstrap: str, dataset: Dataset, tmp_path: Path
+) -> None:
+    """``ctinsights produce`` printed ~40 INFO lines of kafka-python per run."""
+    topic = unique("ct")
+    create_topic(bootstrap, topic, 2)
+    done = produce_cli(bootstrap, topic, dataset.lines[:500], tmp_path)
+    lines = done.stderr.decode().splitlines()
+    assert not [line for line in lines if " kafka." in line], lines
+    assert len(lines) <= 3, lines
+    assert sum(end_offsets(bootstrap, topic).values()) == 500

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from insights import EngineConfig, InsightEngine, decode_many
-from streams.simulate import Scenario, generate, render
+from streams.lab.simulate import Scenario, generate, render
 
 CONFIG = EngineConfig()
 JUMP = CONFIG.max_clock_jump_minutes * 60

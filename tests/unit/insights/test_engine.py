@@ -6,7 +6,7 @@ import pytest
 
 from insights import EngineConfig, InsightEngine, InsightSelector, decode_many, native
 from insights.timeparse import parse_epoch_seconds
-from streams.simulate import Scenario, generate, render
+from streams.lab.simulate import Scenario, generate, render
 from tests.factory import T0, background, burst, burst_after_a_day, make_event, run
 
 DAY = 86_400

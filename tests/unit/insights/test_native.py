@@ -38,7 +38,7 @@ from insights.events import UserIdentity, event_seconds
 from insights.stats import nb_tail_score
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
-from streams.simulate import Scenario, generate, render
+from streams.lab.simulate import Scenario, generate, render
 from tests.factory import T0, background, burst, iso, make_event
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.simulate import Scenario, generate, render
+from streams.lab.simulate import Scenario, generate, render
 
 
 def test_replay_tree_to_output(

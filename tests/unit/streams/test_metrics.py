@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from insights import InsightEngine, RejectReason, native
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.worker import Worker, _Partition
+from streams.worker import Partition, Worker
 from tests.factory import T0, make_event
 
 
@@ -58,10 +58,10 @@ def test_each_stream_has_its_own_watermark_lag_bounded_in_number(
             make_event(now, region="ap-south-1"),
         ]
     )
-    worker._parts[TopicPartition("in", 0)] = _Partition(
+    worker._parts[TopicPartition("in", 0)] = Partition(
         tp=TopicPartition("in", 0), engine=engine, offset=0
     )
-    worker._publish_streams(float(now))
+    worker._gauges.publish_streams(worker._parts.values(), float(now))
     registry = worker.metrics.registry
 
     def lag(region: str) -> float | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streams.nab import NabFile, Profile, file_score, normalized_score, scaled_sigmoid, sweep
+from streams.lab.nab import NabFile, Profile, file_score, normalized_score, scaled_sigmoid, sweep
 
 STANDARD = Profile("standard", tp=1.0, fn=1.0, fp=0.11)
 

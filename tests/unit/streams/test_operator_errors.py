@@ -81,6 +81,22 @@ CASES = [
 ]
 
 
+def _ctinsights(
+    arguments: list[str], environment: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``ctinsights ARGUMENTS`` as a process, with only ``environment`` of the CTINSIGHTS_ ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTINSIGHTS_")}
+    env.update(environment)
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("arguments", "environment", "message"),
     [case[1:] for case in CASES],
@@ -98,15 +114,8 @@ def test_an_operator_error_is_a_message_and_exit_2(
             text = text.replace(placeholder, value)
         return text
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTINSIGHTS_")}
-    env.update({k: filled(v) for k, v in environment.items()})
-    done = subprocess.run(
-        [sys.executable, "-m", "streams", *map(filled, arguments)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = _ctinsights(
+        [filled(a) for a in arguments], {k: filled(v) for k, v in environment.items()}
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
@@ -116,16 +125,8 @@ def test_an_operator_error_is_a_message_and_exit_2(
 def test_check_config_masks_webhook_urls_like_passwords(tmp_path: Path) -> None:
     """A Slack incoming-webhook URL is a credential: only its scheme and host are shown."""
     url = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTINSIGHTS_")}
-    env["CTINSIGHTS_WEBHOOKS"] = f'[{{"name": "slack", "url": "{url}", "format": "slack"}}]'
-    done = subprocess.run(
-        [sys.executable, "-m", "streams", "check-config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    webhooks = f'[{{"name": "slack", "url": "{url}", "format": "slack"}}]'
+    done = _ctinsights(["check-config"], {"CTINSIGHTS_WEBHOOKS": webhooks})
     assert done.returncode == 0, done.stderr
     assert "XXXXXXXX" not in done.stdout + done.stderr
     assert '"url": "https://hooks.slack.com/**********"' in done.stdout

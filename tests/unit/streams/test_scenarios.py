@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from insights import EngineConfig, InsightEngine, decode_message
-from streams.evaluation import evaluate
-from streams.simulate import ANOMALY_KINDS, Scenario, generate, render
+from streams.lab.evaluation import evaluate
+from streams.lab.simulate import ANOMALY_KINDS, Scenario, generate, render
 
 
 def test_every_labelled_anomaly_is_found_and_normal_traffic_is_quiet() -> None:

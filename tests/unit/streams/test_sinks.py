@@ -17,12 +17,11 @@ import pytest
 from pydantic import SecretStr
 
 from insights import EngineConfig, InsightEngine, decode_message
-from streams.broker import free_port
 from streams.cli import main
-from streams.delivery import SinkRunner
+from streams.lab.broker import free_port
+from streams.lab.simulate import Scenario, generate, render
 from streams.metrics import HealthState, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.simulate import Scenario, generate, render
 from streams.sinks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -33,6 +32,7 @@ from streams.sinks import (
     WebhookSettings,
     read_insight_files,
 )
+from streams.sinks.runner import SinkRunner
 
 SECRET = b"s3cret-key"
 
@@ -284,7 +284,7 @@ def test_sink_consumers_join_with_the_workers_group_timings(
     broker (the first alert after a start came 16-39 s late): sinks use the worker's timings."""
     made: list[dict[str, Any]] = []
     monkeypatch.setattr(
-        "streams.delivery.KafkaConsumer", lambda *topics, **options: made.append(options)
+        "streams.sinks.runner.KafkaConsumer", lambda *topics, **options: made.append(options)
     )
     settings = offline_settings(session_timeout_ms=9000, heartbeat_interval_ms=1500)
     runner = SinkRunner(

@@ -11,9 +11,9 @@ from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
 from insights import InsightEngine, Rejection, chunk_ranges, decode_many
+from streams.lab.simulate import Scenario, generate, render
 from streams.settings import WorkerSettings
-from streams.simulate import Scenario, generate, render
-from streams.worker import Worker, _Partition
+from streams.worker import Partition, Worker
 
 
 class _FailingConsumer:
@@ -86,7 +86,7 @@ def test_a_poll_spanning_several_decode_chunks_dead_letters_exactly_its_bad_mess
     values[601] = b'{"Records":[]}'
     worker = Worker(offline_settings(read_ahead=read_ahead))
     tp = TopicPartition("in", 0)
-    part = _Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=1000)
+    part = Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=1000)
     worker._parts[tp] = part
     dead: list[tuple[int, bytes, str]] = []
 
@@ -108,7 +108,7 @@ def test_an_idle_partitions_checkpoint_is_rewritten_before_retention_could_delet
     offline_settings: Callable[..., WorkerSettings],
 ) -> None:
     worker = Worker(offline_settings(state_retention_hours=8))
-    part = _Partition(tp=TopicPartition("in", 0), engine=InsightEngine(), offset=0)
+    part = Partition(tp=TopicPartition("in", 0), engine=InsightEngine(), offset=0)
     part.last_checkpoint = written = 1000.0  # exact in floating point
     assert not worker._due(part, written + 60)  # clean, interval passed: nothing to write
     assert not worker._due(part, written + 2 * 3600 - 1)
@@ -143,13 +143,61 @@ def test_while_records_are_ready_the_loop_never_blocks_or_sleeps_between_polls(
     lines = list(render(generate(Scenario(days=1, reads_per_minute=2, anomaly_day=0))))[:3000]
     worker = Worker(offline_settings(dead_letter_topic=None))
     tp = TopicPartition("in", 0)
-    worker._parts[tp] = _Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=0)
+    worker._parts[tp] = Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=0)
     waits: list[float | None] = []
     monkeypatch.setattr(worker.stop_event, "wait", lambda timeout=None: waits.append(timeout))
-    monkeypatch.setattr("streams.worker.time.sleep", lambda seconds: waits.append(seconds))
+    monkeypatch.setattr("streams.worker.core.time.sleep", lambda seconds: waits.append(seconds))
     consumer = _AlwaysReadyConsumer(lines, per_poll=500)
     for _ in range(6):
         worker.poll_once(consumer)
     assert worker._parts[tp].offset == len(lines)  # every record reached the engine, in order
     assert consumer.timeouts == [200, 0, 0, 0, 0, 0]  # the first poll came after an idle start
     assert waits == []
+
+
+class _SilentConsumer:
+    """Returns no records, though the log of each partition ends at ``ends``."""
+
+    def __init__(self, ends: dict[TopicPartition, int]) -> None:
+        self.ends = ends
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        return {}
+
+    def end_offsets(
+        self, tps: list[TopicPartition], timeout_ms: int | None = None
+    ) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.ends)
+
+    def highwater(self, tp: TopicPartition) -> None:
+        return None
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def test_a_partition_that_gets_no_records_though_the_log_has_more_is_sought_again(
+    offline_settings: Callable[..., WorkerSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("streams.worker.core.time.monotonic", lambda: clock[0])
+    behind, caught_up = TopicPartition("in", 0), TopicPartition("in", 1)
+    worker = Worker(offline_settings())
+    for tp, offset in ((behind, 7087), (caught_up, 500)):
+        worker._parts[tp] = Partition(
+            tp=tp, engine=InsightEngine(), offset=offset, last_records=clock[0]
+        )
+    consumer = _SilentConsumer({behind: 13705, caught_up: 500})
+    for second in range(0, 29, 3):
+        clock[0] = 1000.0 + second
+        worker.poll_once(consumer)
+    assert consumer.seeks == []  # quiet for less than 30 s: nothing yet
+    for second in range(30, 45, 3):
+        clock[0] = 1000.0 + second
+        worker.poll_once(consumer)
+    assert consumer.seeks == [(behind, 7087)]  # once, and not the partition at its end
+    assert worker.metrics.registry.get_sample_value("ctinsights_input_stalls_total") == 1

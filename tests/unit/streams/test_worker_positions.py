@@ -19,8 +19,8 @@ import pytest
 from kafka import TopicPartition
 
 from streams.checkpoints import DirectoryStore
+from streams.lab.simulate import Scenario, generate, render
 from streams.settings import WorkerSettings
-from streams.simulate import Scenario, generate, render
 from streams.worker import Worker
 
 TP = TopicPartition("in", 0)

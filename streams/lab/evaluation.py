@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from insights import parse_epoch_seconds
-from streams.simulate import Label
+from streams.lab.simulate import Label
 
 __all__ = ["Evaluation", "evaluate"]
 

@@ -19,13 +19,13 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from streams.broker import LocalBroker, free_port
-from streams.evaluation import evaluate
+from streams.lab.broker import LocalBroker, free_port
+from streams.lab.evaluation import evaluate
+from streams.lab.simulate import Scenario, generate, render
 from streams.metrics import MetricsServer
 from streams.produce import produce
 from streams.runner import install_signal_handlers
 from streams.settings import load_settings
-from streams.simulate import Scenario, generate, render
 from streams.sinks import per_minute
 from streams.worker import Worker
 

@@ -1,4 +1,4 @@
-"""Runs the sinks of :mod:`streams.sinks`: each reads the output topic in its own group and thread.
+"""Runs the sinks: each reads the output topic in its own group and thread.
 
 The offset of a sink's group is committed only after every record of a poll was delivered,
 filtered out or dead-lettered, so a crash re-sends (at-least-once) and never skips.
@@ -17,7 +17,8 @@ from kafka.errors import KafkaError
 
 from streams.metrics import HealthState, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.sinks import Delivery, InsightFileWriter, WebhookSender
+from streams.sinks.files import InsightFileWriter
+from streams.sinks.webhook import Delivery, WebhookSender
 
 __all__ = ["SinkRunner", "start_sinks"]
 

@@ -1,131 +1,21 @@
-"""Partition checkpoints: engine state + the input offset it reflects + Insights not yet produced.
-
-A checkpoint is written *before* the Insights it carries are produced; after a crash the next
-owner of the partition restores it, produces those Insights again unless the output topic already
-holds them (it scans the output topic from the positions recorded in the checkpoint), and
-re-reads the input from the checkpoint's offset. Replaying the same input through the same state
-gives byte-identical Insights, so the output topic ends up with exactly the records of an
-uninterrupted run. No Kafka transactions or log compaction are needed.
-
-Two stores:
-
-* :class:`DirectoryStore`: one file per partition, replaced atomically (write, fsync, rename).
-  Survives worker crashes and broker restarts; shared between hosts only through a shared volume.
-* :class:`KafkaStore`: a state topic per input topic (partition *p* holds the checkpoints of input
-  partition *p*), each checkpoint split into chunks. The newest complete checkpoint is found from
-  the tail of the partition, so restoring never depends on compaction: the topic is
-  ``cleanup.policy=delete`` with a retention (``state_retention_hours``), and the worker
-  re-writes an idle partition's checkpoint well within it. Survives the loss of a worker host.
-"""
+"""Checkpoints in a state topic, chunked, the newest found from the tail (the default store)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
-import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from streams.checkpoints.model import Checkpoint
 from streams.errors import SinkError, SourceError
-from streams.files import write_atomically
 from streams.topics import read_to_end
 
-__all__ = ["Checkpoint", "CheckpointStore", "DirectoryStore", "KafkaStore", "PendingInsight"]
+__all__ = ["KafkaStore"]
 
 logger = logging.getLogger(__name__)
-
-_FORMAT = 1
-
-
-class PendingInsight(msgspec.Struct, array_like=True, frozen=True):
-    """An Insight record waiting to be produced: its ids and its JSON bytes."""
-
-    event_id: str
-    shared_event_id: str
-    value: bytes
-
-
-class Checkpoint(msgspec.Struct, frozen=True):
-    """What a partition's next owner needs to continue exactly where this one left off."""
-
-    topic: str
-    partition: int
-    offset: int
-    """Next input offset to read (everything before it is reflected in ``engine``)."""
-    engine: bytes
-    pending: list[PendingInsight] = []
-    output_from: dict[int, int] = {}
-    """Output-topic positions before which none of ``pending`` can be (where a re-check starts)."""
-    sequence: int = 0
-    format: int = _FORMAT
-
-    def encode(self) -> bytes:
-        """MessagePack bytes."""
-        return msgspec.msgpack.encode(self)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Checkpoint:
-        """Inverse of :meth:`encode`; ``SourceError`` for anything else."""
-        try:
-            checkpoint = msgspec.msgpack.decode(data, type=cls)
-        except msgspec.MsgspecError as exc:
-            raise SourceError(f"unreadable checkpoint: {exc}") from exc
-        if checkpoint.format != _FORMAT:
-            raise SourceError(f"checkpoint format {checkpoint.format} is not {_FORMAT}")
-        return checkpoint
-
-
-class CheckpointStore(Protocol):
-    """Durable storage of the newest checkpoint of each input partition."""
-
-    def save(self, checkpoint: Checkpoint) -> int:
-        """Store durably (return only once it would survive a crash); return its size."""
-        ...
-
-    def load(self, topic: str, partition: int) -> Checkpoint | None:
-        """The newest complete checkpoint of a partition, or None."""
-        ...
-
-    def close(self) -> None:
-        """Release resources."""
-        ...
-
-
-class DirectoryStore:
-    """Checkpoints as files ``<root>/<topic>/<partition>.ckpt``, replaced atomically."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, topic: str, partition: int) -> Path:
-        return self.root / topic / f"{partition}.ckpt"
-
-    def save(self, checkpoint: Checkpoint) -> int:
-        path = self._path(checkpoint.topic, checkpoint.partition)
-        data = checkpoint.encode()
-        try:
-            write_atomically(path, data)
-        except OSError as exc:
-            raise SinkError(f"cannot write checkpoint {path}: {exc}") from exc
-        return len(data)
-
-    def load(self, topic: str, partition: int) -> Checkpoint | None:
-        path = self._path(topic, partition)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise SourceError(f"cannot read checkpoint {path}: {exc}") from exc
-        return Checkpoint.decode(data)
-
-    def close(self) -> None:
-        return None
-
 
 _H_SEQ = "ckpt-seq"
 _H_INDEX = "ckpt-index"

@@ -15,40 +15,32 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from insights import (
-    CloudTrailEvent,
     DecodeResult,
-    EngineStats,
     InsightEngine,
     InsightRecord,
     Rejection,
-    RejectReason,
     StateDecodeError,
     accelerated,
     chunk_ranges,
     decode_many,
     prepare_decode,
 )
-from streams.checkpoints import (
-    Checkpoint,
-    CheckpointStore,
-    DirectoryStore,
-    KafkaStore,
-    PendingInsight,
-)
+from streams.checkpoints import Checkpoint, CheckpointStore, PendingInsight, open_store
 from streams.errors import ConfigError, SinkError, SourceError, StreamsError
 from streams.failpoints import failpoint
 from streams.metrics import HealthState, WorkerMetrics
-from streams.settings import CheckpointStoreKind, WorkerSettings
+from streams.settings import WorkerSettings
 from streams.topics import missing_topics, read_to_end
+from streams.worker.dead_letters import LIMIT, DeadLetters
+from streams.worker.gauges import PartitionGauges
+from streams.worker.partition import Partition
 
 __all__ = ["EVENT_ID_HEADER", "Worker"]
 
@@ -56,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 #: Header of every produced Insight record: its ``eventID`` (used to de-duplicate re-sends).
 EVENT_ID_HEADER = "ctinsights-event-id"
-_DLQ_LIMIT = 900_000
 _MAX_FETCH = 16 * 1024 * 1024
 #: Decode chunks of a poll queued ahead for the reader thread while this thread builds the
 #: current one's structs and runs the engine on them. Two were enough without a broker on the
@@ -74,33 +65,13 @@ _POLL_BACKOFF_SECONDS = 1.0
 #: response is being handed over by its IO thread: the worker met that 2-4 times per 30,000
 #: messages, a third of its wall time on the worker benchmark; see docs/performance.md.)
 _EAGER_POLL_WAIT = 0.001
+#: A partition with records on the broker that no poll has returned for this long is sought to
+#: its position again (which resets the client's fetch state for it): once, under CPU load, a
+#: restored partition got no records for four minutes while its sibling was read.
+_STALL_SECONDS = 30.0
 _EAGER_POLL_SECONDS = 0.5
-_MAX_CONFLICT_LOGS = 20
-#: Keys exported with rate and baseline (besides every key in an open insight).
-_TOP_KEYS = 20
-_RATES_EVERY_SECONDS = 5.0
 
 InsightCallback = Callable[[InsightRecord], None]
-
-
-@dataclass(slots=True)
-class _Partition:
-    """What the worker holds for one assigned input partition."""
-
-    tp: TopicPartition
-    engine: InsightEngine
-    offset: int
-    """The next offset the engine expects: no other record reaches it (see ``_in_order``)."""
-    pending: list[PendingInsight] = field(default_factory=list)
-    pending_records: list[InsightRecord] = field(default_factory=list)
-    pending_since: float | None = None
-    dirty: bool = False
-    last_checkpoint: float = field(default_factory=time.monotonic)
-    sequence: int = 0
-    stats_seen: EngineStats = field(default_factory=EngineStats)
-    keys_seen: int = 0
-    sought: int | None = None
-    """The offset last sought to after a gap: a poll from there proves the gap is in the log."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -135,21 +106,25 @@ class Worker:
         """Called once the clients are up and the output topic exists (the sinks start then:
         a consumer subscribed to a topic before it exists sees it only at a metadata refresh)."""
         self.stop_event = threading.Event()
-        self._parts: dict[TopicPartition, _Partition] = {}
-        self._key_partition: dict[tuple[str, str, str, str], TopicPartition] = {}
+        self._parts: dict[TopicPartition, Partition] = {}
         # assignments noted on kafka-python's IO thread, restored by the polling thread
         self._rebalance_lock = threading.Lock()
         self._to_restore: set[TopicPartition] = set()
-        self._rates_published = 0.0
-        self._streams_published = 0.0
-        self._streams_exported: set[tuple[str, str]] = set()
-        self._conflicts_logged = 0
         self._last_data = time.monotonic()
         self._last_records = float("-inf")
+        self._stall_checked = time.monotonic()
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._scanner: KafkaConsumer | None = None
         self._store: CheckpointStore | None = None
+        # through the methods, so that a stand-in of either (the tests') is what sends
+        self._dead = DeadLetters(
+            settings.dead_letter_topic,
+            self.metrics,
+            lambda topic, key, value, headers: self._send(topic, key, value, headers),
+            lambda: self._flush(),
+        )
+        self._gauges = PartitionGauges(self.metrics, settings.stream_metrics_limit)
         for topic in settings.input_topics:
             self.metrics.messages.labels(topic)  # at 0 before the first message
 
@@ -163,7 +138,7 @@ class Worker:
             enable_idempotence=True,
             linger_ms=5,
             max_block_ms=10_000,
-            max_request_size=max(s.checkpoint_chunk_bytes, _DLQ_LIMIT) + 64 * 1024,
+            max_request_size=max(s.checkpoint_chunk_bytes, LIMIT) + 64 * 1024,
         )
         self._scanner = KafkaConsumer(
             **common,
@@ -174,21 +149,17 @@ class Worker:
         )
         if s.create_topics:
             self._ensure_topics()
-        if s.checkpoint_store is CheckpointStoreKind.KAFKA:
-            self._store = KafkaStore(
-                producer=self._producer,
-                consumer=KafkaConsumer(
-                    **common,
-                    group_id=None,
-                    enable_auto_commit=False,
-                    max_partition_fetch_bytes=_MAX_FETCH,
-                    fetch_max_bytes=_MAX_FETCH * 4,
-                ),
-                topic_of={t: s.state_topic(t) for t in s.input_topics},
-                chunk_bytes=s.checkpoint_chunk_bytes,
-            )
-        else:
-            self._store = DirectoryStore(s.state_dir / s.group_id)
+        self._store = open_store(
+            s,
+            self._producer,
+            lambda: KafkaConsumer(
+                **common,
+                group_id=None,
+                enable_auto_commit=False,
+                max_partition_fetch_bytes=_MAX_FETCH,
+                fetch_max_bytes=_MAX_FETCH * 4,
+            ),
+        )
         self._consumer = KafkaConsumer(
             **common,
             group_id=s.group_id,
@@ -296,7 +267,7 @@ class Worker:
         checkpoint = self._store.load(tp.topic, tp.partition)
         if checkpoint is None:
             offset = self._start_offset(tp)
-            part = _Partition(tp=tp, engine=InsightEngine(config), offset=offset)
+            part = Partition(tp=tp, engine=InsightEngine(config), offset=offset)
         else:
             try:
                 engine = InsightEngine.from_state(checkpoint.engine, config)
@@ -308,7 +279,7 @@ class Worker:
                     ) from exc
                 logger.warning("discarding incompatible checkpoint of %s: %s", tp, exc)
                 engine = InsightEngine(config)
-            part = _Partition(
+            part = Partition(
                 tp=tp, engine=engine, offset=checkpoint.offset, sequence=checkpoint.sequence
             )
             part.stats_seen = engine.stats.copy()
@@ -379,7 +350,8 @@ class Worker:
         if part is None:
             return  # not restored yet: the restore seeks back to these records
         self.metrics.messages.labels(tp.topic).inc(len(messages))
-        messages = self._in_order(part, messages)
+        part.last_records = time.monotonic()
+        messages = part.in_order(messages, self._seek, self.metrics)
         if not messages:
             return
         values = [m.value if m.value is not None else b"" for m in messages]
@@ -413,10 +385,10 @@ class Worker:
         records.extend(part.engine.drain())
         future = part.engine.take_rejected()
         if future:
-            self._dead_letter_future(part.tp, messages, future)
+            self._dead.future(part.tp, messages, future)
         part.dirty = True
         part.stats_seen = self.metrics.add_engine_delta(part.stats_seen, part.engine.stats)
-        self._check_keys(part)
+        self._gauges.check_keys(part)
         if records:
             if part.pending_since is None:
                 part.pending_since = time.monotonic()
@@ -427,129 +399,17 @@ class Worker:
                 )
                 part.pending_records.append(record)
 
-    def _in_order(self, part: _Partition, messages: list[Any]) -> list[Any]:
-        """The polled records that continue the partition exactly where its engine stands.
-
-        Records below the expected offset are already in the state (a redelivery). Records
-        that start above it mean something between was polled and not processed: the partition
-        is sought back and read again, never skipped. A gap seen again when reading from the
-        expected offset itself is in the log (compaction, transaction markers) and is crossed.
-        """
-        if not messages:
-            return messages
-        if messages[0].offset < part.offset:
-            messages = [m for m in messages if m.offset >= part.offset]
-            if not messages:
-                return messages
-        first = messages[0].offset
-        if first != part.offset and part.sought != part.offset:
-            return self._seek_back(part, first)
-        if first != part.offset:
-            logger.info("%s: offsets %d-%d are not in the log", part.tp, part.offset, first - 1)
-        # one read of the log from the expected offset: what it skips is not in the log
-        missing = messages[-1].offset + 1 - part.offset - len(messages)
-        if missing:
-            self.metrics.offset_gaps.inc(missing)
-        part.sought = None
-        return messages
-
-    def _seek_back(self, part: _Partition, first: int) -> list[Any]:
-        logger.warning(
-            "%s: polled offset %d where %d was expected; seeking back to read it again",
-            part.tp,
-            first,
-            part.offset,
-        )
-        self.metrics.rewinds.inc()
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
         assert self._consumer is not None
-        self._consumer.seek(part.tp, part.offset)
-        part.sought = part.offset
-        return []
+        self._consumer.seek(tp, offset)
 
     def _dead_letter(
         self, message: Any, value: bytes, rejections: list[Rejection], whole: bool
     ) -> None:
-        """Send rejected input to the dead-letter topic with headers naming why and where.
-
-        A message of which nothing was usable goes unchanged; a batch with some bad records
-        sends each bad record. Anything above ~900 KB is cut (header ``truncated-from``).
-        """
-        for rejection in rejections:
-            self.metrics.rejected.labels(rejection.reason.value).inc()
-            self.metrics.dead_letters.labels(rejection.reason.value).inc()
-        topic = self.settings.dead_letter_topic
-        if topic is None:
-            return
-        whole = whole and len(rejections) == 1
-        items = [(rejections[0], value)] if whole else [(r, r.raw) for r in rejections]
-        for rejection, raw in items:
-            headers = [
-                ("ctinsights-reason", rejection.reason.value.encode()),
-                ("ctinsights-detail", rejection.detail[:200].encode("utf-8", "replace")),
-                ("ctinsights-source-topic", message.topic.encode()),
-                ("ctinsights-source-partition", str(message.partition).encode()),
-                ("ctinsights-source-offset", str(message.offset).encode()),
-                ("ctinsights-whole-message", b"true" if whole else b"false"),
-            ]
-            body = raw
-            if len(body) > _DLQ_LIMIT:
-                headers.append(("ctinsights-truncated-from", str(len(body)).encode()))
-                body = body[:_DLQ_LIMIT]
-            self._send(topic, None, body, headers)
-        self._flush()
-
-    def _dead_letter_future(
-        self, tp: TopicPartition, messages: list[Any], events: list[CloudTrailEvent]
-    ) -> None:
-        """Dead-letter records the engine rejected as dated in the future (counted there).
-
-        The engine rejects them after decoding, so the body is the record as decoded (the
-        fields detection reads) and the offset is the poll's range, not the record's own.
-        """
-        for _ in events:
-            self.metrics.dead_letters.labels(RejectReason.FUTURE_TIMESTAMP.value).inc()
-        topic = self.settings.dead_letter_topic
-        if topic is None:
-            return
-        for event in events:
-            headers = [
-                ("ctinsights-reason", RejectReason.FUTURE_TIMESTAMP.value.encode()),
-                ("ctinsights-detail", f"eventTime {event.event_time}".encode()),
-                ("ctinsights-source-topic", tp.topic.encode()),
-                ("ctinsights-source-partition", str(tp.partition).encode()),
-                ("ctinsights-source-offset", b"-1"),
-                (
-                    "ctinsights-source-offset-range",
-                    f"{messages[0].offset}-{messages[-1].offset}".encode(),
-                ),
-                ("ctinsights-whole-message", b"false"),
-            ]
-            self._send(topic, None, msgspec.json.encode(event), headers)
-        self._flush()
-
-    def _check_keys(self, part: _Partition) -> None:
-        """Report detection keys that arrive on more than one partition (mis-keyed input)."""
-        keys = part.engine.keys(part.keys_seen)
-        part.keys_seen += len(keys)
-        for key in keys:
-            ident = (key.account, key.region, key.event_source, key.event_name)
-            owner = self._key_partition.setdefault(ident, part.tp)
-            if owner != part.tp:
-                self.metrics.key_conflicts.inc()
-                if self._conflicts_logged < _MAX_CONFLICT_LOGS:
-                    self._conflicts_logged += 1
-                    logger.warning(
-                        "detection key %s arrives on %s/%d and %s/%d: key input messages by "
-                        "account and Region (see README)",
-                        "/".join(ident),
-                        owner.topic,
-                        owner.partition,
-                        part.tp.topic,
-                        part.tp.partition,
-                    )
+        self._dead.message(message, value, rejections, whole)
 
     # ------------------------------------------------------------------ checkpoints and output
-    def _due(self, part: _Partition, now: float) -> bool:
+    def _due(self, part: Partition, now: float) -> bool:
         s = self.settings
         if part.pending_since is not None and now - part.pending_since >= s.output_delay_seconds:
             return True
@@ -560,7 +420,7 @@ class Worker:
         # could delete it
         return since >= s.state_retention_hours * 3600 / 4
 
-    def _checkpoint(self, part: _Partition, commit: bool) -> None:
+    def _checkpoint(self, part: Partition, commit: bool) -> None:
         """Write the partition's checkpoint, then produce its pending Insights."""
         assert self._store is not None
         started = time.monotonic()
@@ -592,7 +452,7 @@ class Worker:
         if commit:
             self._commit(part)
 
-    def _commit(self, part: _Partition) -> None:
+    def _commit(self, part: Partition) -> None:
         """Commit the input offset (for lag tooling; the checkpoint's offset is what restores)."""
         assert self._consumer is not None
         try:
@@ -722,7 +582,34 @@ class Worker:
         for part in list(self._parts.values()):
             if self._due(part, now):
                 self._checkpoint(part, commit=True)
-        self._update_gauges(consumer, now_wall)
+        self._gauges.update(self._parts.values(), consumer, now_wall)
+        if now - self._stall_checked >= _STALL_SECONDS / 3:
+            self._stall_checked = now
+            self._unstall(consumer, now)
+
+    def _unstall(self, consumer: KafkaConsumer, now: float) -> None:
+        """Seek again each partition that has records on the broker but has got none lately."""
+        quiet = [p for p in self._parts.values() if now - p.last_records >= _STALL_SECONDS]
+        if not quiet:
+            return
+        try:
+            ends = consumer.end_offsets([p.tp for p in quiet])
+        except KafkaError as exc:
+            logger.info("end offsets for the stall check failed: %s", exc)
+            return
+        for part in quiet:
+            end = ends.get(part.tp)
+            if end is not None and end > part.offset:
+                logger.warning(
+                    "%s: no records for %.0f s though the log holds %d more; seeking to %d again",
+                    part.tp,
+                    now - part.last_records,
+                    end - part.offset,
+                    part.offset,
+                )
+                self.metrics.input_stalls.inc()
+                consumer.seek(part.tp, part.offset)
+            part.last_records = now
 
     def _probe_broker(self, consumer: KafkaConsumer) -> None:
         self._last_data = time.monotonic()
@@ -743,49 +630,6 @@ class Worker:
         """Report whether the last call to the broker got through (metric and readiness)."""
         self.metrics.broker_up.set(1 if ok else 0)
         self.health.update(broker_ok=ok)
-
-    def _update_gauges(self, consumer: KafkaConsumer, now_wall: float) -> None:
-        keys = open_insights = 0
-        newest: int | None = None
-        for part in self._parts.values():
-            keys += part.engine.keys_tracked
-            open_insights += part.engine.open_insights
-            mark = part.engine.newest_watermark()
-            if mark is not None and (newest is None or mark > newest):
-                newest = mark
-            highwater = consumer.highwater(part.tp)
-            if highwater is not None:
-                lag = max(highwater - part.offset, 0)
-                self.metrics.consumer_lag.labels(part.tp.topic, str(part.tp.partition)).set(lag)
-        self.metrics.keys.set(keys)
-        self.metrics.open.set(open_insights)
-        if time.monotonic() - self._rates_published >= _RATES_EVERY_SECONDS:
-            self._rates_published = time.monotonic()
-            rates = [r for part in self._parts.values() for r in part.engine.rates(_TOP_KEYS)]
-            busiest = sorted(rates, key=lambda r: -r.rate_per_minute)[:_TOP_KEYS]
-            chosen = {id(r): r for r in busiest + [r for r in rates if r.in_insight]}
-            self.metrics.baselines.publish(list(chosen.values()))
-        if newest is not None:
-            self.metrics.watermark_lag.set(now_wall - newest * 60)
-            self._publish_streams(now_wall)
-
-    def _publish_streams(self, now_wall: float) -> None:
-        """Per-stream watermark lag of the freshest ``stream_metrics_limit`` streams."""
-        if time.monotonic() - self._streams_published < _RATES_EVERY_SECONDS:
-            return
-        self._streams_published = time.monotonic()
-        marks: dict[tuple[str, str], int] = {}
-        for part in self._parts.values():
-            for key, mark in part.engine.watermarks().items():
-                marks[key] = max(mark, marks.get(key, mark))
-        freshest = sorted(marks.items(), key=lambda item: -item[1])
-        gauge = self.metrics.stream_watermark_lag
-        chosen = dict(freshest[: self.settings.stream_metrics_limit])
-        for gone in self._streams_exported - chosen.keys():
-            gauge.remove(*gone)  # no series disappears and comes back between scrapes
-        for (account, region), mark in chosen.items():
-            gauge.labels(account, region).set(now_wall - mark * 60)
-        self._streams_exported = set(chosen)
 
     def _shutdown(self) -> None:
         """Checkpoint every partition, commit, leave the group, close the clients."""

@@ -1,0 +1,14 @@
+"""``generic``: the Insight record itself, as the output topic holds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.sinks.config import WebhookSettings
+
+__all__ = ["body"]
+
+
+def body(record: dict[str, Any], settings: WebhookSettings) -> dict[str, Any]:
+    """The record unchanged."""
+    return record

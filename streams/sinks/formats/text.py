@@ -1,0 +1,38 @@
+"""Words and numbers for people, shared by the formats that write text."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["per_minute", "summary"]
+
+
+def summary(record: dict[str, Any]) -> str:
+    """``Start: unusual call rate of iam:CreateUser in <account>/<Region>``."""
+    d = record["insightDetails"]
+    api = f"{d['eventSource'].split('.')[0]}:{d['eventName']}"
+    if d.get("errorCode"):
+        api += f" {d['errorCode']}"
+    kind = "error rate" if d["insightType"] == "ApiErrorRateInsight" else "call rate"
+    return (
+        f"{d['state']}: unusual {kind} of {api} in {record['recipientAccountId']}/"
+        f"{record['awsRegion']}"
+    )
+
+
+def per_minute(value: float) -> str:
+    """A rate per minute for people: two significant digits below 1, never ``0.0000``.
+
+    Examples:
+        >>> [per_minute(v) for v in (0, 0.0000882145, 0.25, 3.14159, 42.0)]
+        ['0', '0.000088', '0.25', '3.14', '42.0']
+    """
+    if value <= 0:
+        return "0"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    digits = max(2, 1 - math.floor(math.log10(value)))
+    return f"{value:.{digits}f}"
