@@ -26,7 +26,7 @@ from streams.metrics import MetricsServer
 from streams.produce import produce
 from streams.runner import install_signal_handlers
 from streams.settings import load_settings
-from streams.sinks import per_minute
+from streams.sinks.formats.text import describe
 from streams.worker import Worker
 
 __all__ = ["describe", "run_demo"]
@@ -34,26 +34,6 @@ __all__ = ["describe", "run_demo"]
 _INPUT = "cloudtrail"
 _OUTPUT = "cloudtrail-insights"
 _PARTITIONS = 4
-
-
-def describe(d: dict[str, Any]) -> str:
-    """One readable line for an Insight record (as a dict)."""
-    details = d["insightDetails"]
-    stats = details["insightContext"]["statistics"]
-    api = f"{details['eventSource'].split('.')[0]}:{details['eventName']}"
-    if details.get("errorCode"):
-        api += f" [{details['errorCode']}]"
-    who = ""
-    for attribution in details["insightContext"]["attributions"]:
-        if attribution["attribute"] == "userIdentityArn" and attribution["insight"]:
-            who = f" top principal {attribution['insight'][0]['value']}"
-    return (
-        f"{details['state']:<5} {d['eventTime']} {d['recipientAccountId']}/{d['awsRegion']} "
-        f"{details['insightType']:<19} {api}: {per_minute(stats['insight']['average'])}/min vs "
-        f"baseline {per_minute(stats['baseline']['average'])}/min "
-        f"(score {d['additionalEventData']['score']}, "
-        f"detected {d['additionalEventData']['detectionTime']}){who}"
-    )
 
 
 def _print_output(bootstrap: str, stop: threading.Event, seen: list[dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["per_minute", "summary"]
+__all__ = ["describe", "per_minute", "summary"]
 
 
 def summary(record: dict[str, Any]) -> str:
@@ -36,3 +36,23 @@ def per_minute(value: float) -> str:
         return f"{value:.2f}"
     digits = max(2, 1 - math.floor(math.log10(value)))
     return f"{value:.{digits}f}"
+
+
+def describe(d: dict[str, Any]) -> str:
+    """One readable line for an Insight record (as a dict)."""
+    details = d["insightDetails"]
+    stats = details["insightContext"]["statistics"]
+    api = f"{details['eventSource'].split('.')[0]}:{details['eventName']}"
+    if details.get("errorCode"):
+        api += f" [{details['errorCode']}]"
+    who = ""
+    for attribution in details["insightContext"]["attributions"]:
+        if attribution["attribute"] == "userIdentityArn" and attribution["insight"]:
+            who = f" top principal {attribution['insight'][0]['value']}"
+    return (
+        f"{details['state']:<5} {d['eventTime']} {d['recipientAccountId']}/{d['awsRegion']} "
+        f"{details['insightType']:<19} {api}: {per_minute(stats['insight']['average'])}/min vs "
+        f"baseline {per_minute(stats['baseline']['average'])}/min "
+        f"(score {d['additionalEventData']['score']}, "
+        f"detected {d['additionalEventData']['detectionTime']}){who}"
+    )

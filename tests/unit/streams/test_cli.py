@@ -71,7 +71,7 @@ def test_replay_of_files_does_not_depend_on_the_wall_clock(
 
     normal = replay("normal.jsonl")
     ticks = iter(range(0, 10**9, 5))  # every clock reading is 5 s after the previous one
-    monkeypatch.setattr("streams.cli.time.monotonic", lambda: float(next(ticks)))
+    monkeypatch.setattr("streams.cli.replay.time.monotonic", lambda: float(next(ticks)))
     slow = replay("slow.jsonl")
     assert normal.count(b"\n") >= 10
     assert slow == normal
