@@ -4,13 +4,14 @@
         [--partitions 4] [--layouts skewed-single,skewed-batch-lz4,even-single,even-batch-lz4]
 
 A simulated CloudTrail stream (~1.5 KB records) is written to a file. ``skewed``: one
-account-Region carries ~85% of the events, three others share the rest (the normal case of an
-organization); ``even``: eight account-Regions alike. Per layout, ``ctinsights produce`` (a
-process) loads the file into a ``--partitions`` topic of the local broker, keyed by
-account/Region, as single-record messages or ``{"Records": [...]}`` batches of 100, plain or
-lz4. Then, ``--runs`` times: ``ctinsights run`` (a process, its own consumer group) reads the
-topic from the start while its ``/metrics`` are sampled every 0.05 s, and ``ctinsights replay``
-of the same file (a process) is timed right after. Reported per layout, medians over the runs:
+account-Region carries most of the events (the shares are printed), three others share the
+rest (the normal case of an organization); ``even``: eight account-Regions alike. Per layout,
+``ctinsights produce`` (a process) loads the file into a ``--partitions`` topic of the local
+broker, keyed by account/Region, as single-record messages or ``{"Records": [...]}`` batches
+of 100, plain or lz4. Then, ``--runs`` times: ``ctinsights run`` (a process, its own consumer
+group) reads the topic from the start while its ``/metrics`` are sampled every 0.05 s, and
+``ctinsights replay`` of the same file (a process) is timed right after. Reported per layout,
+medians over the runs:
 
 * the worker's events/s from its first event to its last (``ctinsights_events_read_total``);
 * per phase: while more than one partition has lag, and once one partition is left (the tail);
@@ -34,6 +35,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,16 +69,26 @@ LAYOUTS = {
 
 
 def write_stream(path: Path, events: int, skewed: bool) -> int:
-    """Simulate ~``events`` events into ``path`` (JSON lines); return the count written."""
+    """Simulate ``events`` events into ``path`` (JSON lines); return the count written.
+
+    Each stream is simulated over four days and the merged stream is thinned evenly to
+    ``events`` (every stream keeps its share and its whole time span).
+    """
     days = 4
     if skewed:
-        busy = Scenario(seed=11, days=days, accounts=("111122223333",), regions=("us-east-1",))
+        busy = Scenario(
+            seed=11,
+            days=days,
+            accounts=("111122223333",),
+            regions=("us-east-1",),
+            reads_per_minute=70.0,
+        )
         quiet = Scenario(
             seed=12,
             days=days,
             accounts=("444455556666",),
             regions=("us-east-1", "eu-west-1", "ap-south-1"),
-            reads_per_minute=0.6,
+            reads_per_minute=1.0,
         )
         parts = [generate(busy), generate(quiet)]
     else:
@@ -85,13 +97,21 @@ def write_stream(path: Path, events: int, skewed: bool) -> int:
             days=days,
             accounts=("111122223333", "444455556666", "777788889999", "121212121212"),
             regions=("us-east-1", "eu-west-1"),
-            reads_per_minute=1.5,
+            reads_per_minute=9.0,
         )
         parts = [generate(even)]
     merged = sorted((e for part in parts for e in part), key=lambda e: e.seconds)
-    # keep the whole of each stream's time span, thinned evenly to the wanted count
-    step = max(len(merged) / events, 1.0)
-    chosen = [merged[int(i * step)] for i in range(min(events, len(merged)))]
+    if len(merged) < events:
+        raise SystemExit(f"the scenario has {len(merged)} events, fewer than --events {events}")
+    step = len(merged) / events
+    chosen = [merged[int(i * step)] for i in range(events)]
+    streams = Counter((e.account, e.region) for e in chosen)
+    analysed = sum(1 for e in chosen if not e.read_only or e.error) / len(chosen)
+    print(
+        f"# {path.stem}: {len(chosen):,} events, {len(streams)} account-Regions, the busiest "
+        f"{max(streams.values()) / len(chosen):.0%}, {analysed:.0%} analysed calls",
+        flush=True,
+    )
     with open(path, "wb") as out:
         for line in render(chosen, seed=5):
             out.write(line + b"\n")
