@@ -108,10 +108,9 @@ def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
     for name in paths:
         if name == "-":
             stdin = sys.stdin.buffer
-            peek = getattr(stdin, "peek", None)  # a BufferedReader; test stand-ins may lack it
-            if (
-                peek is not None and peek(2)[:2] == _GZIP_MAGIC
-            ):  # a gzip file piped in: read it as a file
+            # a gzip file piped in is read as a file (peek: a BufferedReader; stand-ins lack it)
+            peek = getattr(stdin, "peek", None)
+            if peek is not None and peek(2)[:2] == _GZIP_MAGIC:
                 try:
                     yield InputBlob("-", load_file_bytes(stdin.read()))
                 except ValueError as exc:

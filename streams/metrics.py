@@ -268,9 +268,8 @@ class BaselineCollector:
             rates = list(self._rates)
         rate = GaugeMetricFamily(
             "ctinsights_api_rate_per_minute",
-            "Observed calls (or errors) per minute over the current hour (as counted, "
-            "not clipped), "
-            "for open insights and busy keys",
+            "Observed calls (or errors) per minute over the current hour (as counted, not "
+            "clipped), for open insights and busy keys",
             labels=self._LABELS,
         )
         base = GaugeMetricFamily(

@@ -17,7 +17,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -39,8 +46,11 @@ __all__ = [
 ]
 
 
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: Case-insensitive choices of string settings (stored upper-case).
+_CHOICES = {
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+}
 
 
 class CheckpointStoreKind(StrEnum):
@@ -148,19 +158,13 @@ class WorkerSettings(BaseSettings):
     insight_file_mode: str = Field(default="0640", pattern=r"^0?[0-7]{3}$")
     """Permissions of Insight files, octal (their directories add search permission)."""
 
-    @field_validator("log_level")
+    @field_validator("log_level", "security_protocol")
     @classmethod
-    def _known_level(cls, level: str) -> str:
-        if level.upper() not in _LOG_LEVELS:
-            raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
-        return level.upper()
-
-    @field_validator("security_protocol")
-    @classmethod
-    def _known_protocol(cls, protocol: str) -> str:
-        if protocol.upper() not in _PROTOCOLS:
-            raise ValueError(f"security_protocol must be one of {', '.join(_PROTOCOLS)}")
-        return protocol.upper()
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        allowed = _CHOICES[info.field_name or ""]
+        if value.upper() not in allowed:
+            raise ValueError(f"{info.field_name} must be one of {', '.join(allowed)}")
+        return value.upper()
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -120,15 +120,15 @@ class SinkRunner:
             # came 16-39 s late; with these (10 s / 2 s) it takes ~5 s
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
-            fetch_max_wait_ms=100,
-            metadata_max_age_ms=10_000,
         )
 
     def _consume(self, consumer: KafkaConsumer) -> None:
         while not self.stop.is_set():
             batch = consumer.poll(timeout_ms=500)
-            records = [json.loads(m.value) for ms in batch.values() for m in ms]
+            records = self._decode([m for ms in batch.values() for m in ms])
             if not records:
+                if batch:
+                    consumer.commit()  # only records no sink can read: passed, not re-read
                 continue
             if not self._handle(records):
                 return  # stopping: the records are left for the next start
@@ -136,6 +136,29 @@ class SinkRunner:
                 consumer.commit()
             except KafkaError as exc:
                 logger.warning("sink %s: commit failed (%s); records may repeat", self.name, exc)
+
+    def _decode(self, messages: list[Any]) -> list[dict[str, Any]]:
+        """The Insight records among ``messages``; anything else on the output topic is logged,
+        counted and passed over (retrying it would stop the sink for good)."""
+        records = []
+        for message in messages:
+            try:
+                record = json.loads(message.value)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+            except (TypeError, ValueError) as exc:
+                self.metrics.sink_errors.labels(self.name).inc()
+                logger.error(
+                    "sink %s: %s/%d@%d is not an Insight record (%s); passed over",
+                    self.name,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    exc,
+                )
+                continue
+            records.append(record)
+        return records
 
     def _handle(self, records: list[dict[str, Any]]) -> bool:
         """Hand ``records`` over until it works; False if the worker stopped first."""

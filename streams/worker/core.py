@@ -65,7 +65,7 @@ _POLL_BACKOFF_SECONDS = 1.0
 #: response is being handed over by its IO thread: the worker met that 2-4 times per 30,000
 #: messages, a third of its wall time on the worker benchmark; see docs/performance.md.)
 _EAGER_POLL_WAIT = 0.001
-#: A partition with records on the broker that no poll has returned for this long is sought to
+#: A partition with records on the broker that has not advanced for this long is sought to
 #: its position again (which resets the client's fetch state for it): once, under CPU load, a
 #: restored partition got no records for four minutes while its sibling was read.
 _STALL_SECONDS = 30.0
@@ -350,10 +350,10 @@ class Worker:
         if part is None:
             return  # not restored yet: the restore seeks back to these records
         self.metrics.messages.labels(tp.topic).inc(len(messages))
-        part.last_records = time.monotonic()
         messages = part.in_order(messages, self._seek, self.metrics)
         if not messages:
             return
+        part.last_records = time.monotonic()
         values = [m.value if m.value is not None else b"" for m in messages]
         skew = self.settings.max_future_skew_seconds
         part.engine.reject_after(None if skew is None else int(time.time()) + skew)
@@ -588,18 +588,21 @@ class Worker:
             self._unstall(consumer, now)
 
     def _unstall(self, consumer: KafkaConsumer, now: float) -> None:
-        """Seek again each partition that has records on the broker but has got none lately."""
+        """Seek again each partition that has records on the broker but has not advanced lately
+        (no record polled, or only records before its position)."""
         quiet = [p for p in self._parts.values() if now - p.last_records >= _STALL_SECONDS]
         if not quiet:
             return
         try:
-            ends = consumer.end_offsets([p.tp for p in quiet])
+            ends = consumer.end_offsets([p.tp for p in quiet], timeout_ms=5000)
         except KafkaError as exc:
             logger.info("end offsets for the stall check failed: %s", exc)
             return
         for part in quiet:
-            end = ends.get(part.tp)
-            if end is not None and end > part.offset:
+            # the broker's reported end may lag the real one (Tansu): the fetched high-water
+            # mark counts too
+            end = max(ends.get(part.tp) or 0, consumer.highwater(part.tp) or 0)
+            if end > part.offset:
                 logger.warning(
                     "%s: no records for %.0f s though the log holds %d more; seeking to %d again",
                     part.tp,

@@ -38,7 +38,7 @@ class Partition:
     sought: int | None = None
     """The offset last sought to after a gap: a poll from there proves the gap is in the log."""
     last_records: float = field(default_factory=time.monotonic)
-    """When a poll last returned records of this partition (see ``Worker._unstall``)."""
+    """When a poll last advanced this partition (see ``Worker._unstall``)."""
 
     def in_order(
         self,

@@ -11,7 +11,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from streams.metrics import HealthState, WorkerMetrics
-from streams.settings import load_settings
+from streams.settings import WorkerSettings, load_settings
 from streams.sinks import read_insight_files
 from streams.sinks.runner import start_sinks
 from tests.integration.conftest import Dataset, create_topic, unique
@@ -29,22 +29,28 @@ def _filled_output(bootstrap: str, dataset: Dataset) -> str:
     return output
 
 
-def test_webhook_and_file_sinks_receive_every_insight(
-    bootstrap: str, dataset: Dataset, tmp_path: Path
-) -> None:
-    output = _filled_output(bootstrap, dataset)
-    receiver = Receiver(fail_first=5).start()
-    settings = load_settings(
+def _sink_settings(
+    bootstrap: str, output: str, insight_dir: Path, webhook: dict[str, object]
+) -> WorkerSettings:
+    """Settings of sinks (files and one webhook) reading ``output`` in groups of their own."""
+    return load_settings(
         None,
         bootstrap_servers=bootstrap,
         input_topics=["unused"],
         output_topic=output,
         group_id=unique("g"),
-        insight_dir=tmp_path / "insights",
-        webhooks=[
-            {"name": "siem", "url": receiver.url, "secret": "s3cret-key", "backoff_seconds": 0.05}
-        ],
+        insight_dir=insight_dir,
+        webhooks=[webhook],
     )
+
+
+def test_webhook_and_file_sinks_receive_every_insight(
+    bootstrap: str, dataset: Dataset, tmp_path: Path
+) -> None:
+    output = _filled_output(bootstrap, dataset)
+    receiver = Receiver(fail_first=5).start()
+    hook = {"name": "siem", "url": receiver.url, "secret": "s3cret-key", "backoff_seconds": 0.05}
+    settings = _sink_settings(bootstrap, output, tmp_path / "insights", hook)
     metrics = WorkerMetrics()
     stop = threading.Event()
     runners = start_sinks(settings, metrics, HealthState(), stop)
@@ -90,22 +96,13 @@ def test_a_sink_that_cannot_write_is_retried_counted_and_fails_readiness(
     blocker = tmp_path / "blocked"
     blocker.write_text("a file where a directory should be")
     refusing = Receiver(fail_first=10**9, fail_status=400).start()
-    settings = load_settings(
-        None,
-        bootstrap_servers=bootstrap,
-        input_topics=["unused"],
-        output_topic=output,
-        group_id=unique("g"),
-        insight_dir=blocker / "insights",
-        webhooks=[
-            {
-                "name": "siem",
-                "url": refusing.url,
-                "max_attempts": 1,
-                "dead_letter_path": str(blocker / "dead.jsonl"),
-            }
-        ],
-    )
+    hook = {
+        "name": "siem",
+        "url": refusing.url,
+        "max_attempts": 1,
+        "dead_letter_path": str(blocker / "dead.jsonl"),
+    }
+    settings = _sink_settings(bootstrap, output, blocker / "insights", hook)
     metrics = WorkerMetrics()
     health = HealthState()
     health.update(restored=True, broker_ok=True)

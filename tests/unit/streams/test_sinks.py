@@ -293,3 +293,43 @@ def test_sink_consumers_join_with_the_workers_group_timings(
     runner._consumer()
     assert made[0]["group_id"] == "g.sink.files"
     assert (made[0]["session_timeout_ms"], made[0]["heartbeat_interval_ms"]) == (9000, 1500)
+
+
+class _Message:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.topic, self.partition, self.offset, self.value = "out", 0, offset, value
+
+
+class _OutputTopic:
+    """Polls the given batches in turn, then sets ``stop``; notes commits."""
+
+    def __init__(self, batches: list[list[_Message]], stop: threading.Event) -> None:
+        self.batches = batches
+        self.stop = stop
+        self.commits = 0
+
+    def poll(self, timeout_ms: int) -> dict[str, list[_Message]]:
+        if not self.batches:
+            self.stop.set()
+            return {}
+        return {"out-0": self.batches.pop(0)}
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
+def test_a_record_no_sink_can_read_is_counted_and_passed_over(
+    offline_settings: Callable[..., WorkerSettings], records: list[dict[str, Any]]
+) -> None:
+    """Something that is not an Insight record on the output topic must not stop the sink."""
+    handled: list[dict[str, Any]] = []
+    stop, metrics = threading.Event(), WorkerMetrics()
+    runner = SinkRunner(offline_settings(), "files", handled.extend, stop, metrics, HealthState())
+    good = json.dumps(records[0]).encode()
+    topic = _OutputTopic(
+        [[_Message(0, b"not json")], [_Message(1, b"[1]"), _Message(2, good)]], stop
+    )
+    runner._consume(topic)
+    assert handled == [records[0]]
+    assert topic.commits == 2  # past the unreadable records too, so they are not read again
+    assert metrics.registry.get_sample_value("ctinsights_sink_errors_total", {"sink": "files"}) == 2

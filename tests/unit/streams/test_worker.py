@@ -201,3 +201,34 @@ def test_a_partition_that_gets_no_records_though_the_log_has_more_is_sought_agai
         worker.poll_once(consumer)
     assert consumer.seeks == [(behind, 7087)]  # once, and not the partition at its end
     assert worker.metrics.registry.get_sample_value("ctinsights_input_stalls_total") == 1
+
+
+class _StaleConsumer(_SilentConsumer):
+    """Returns the same records from before the position at every poll; its reported end lags
+    behind the fetched high-water mark (as the local broker's may)."""
+
+    def __init__(self, tp: TopicPartition, stale: list[Any], highwater: int) -> None:
+        super().__init__({tp: stale[0].offset})
+        self.tp, self.stale, self.mark = tp, stale, highwater
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        return {self.tp: list(self.stale)}
+
+    def highwater(self, tp: TopicPartition) -> int:  # type: ignore[override]
+        return self.mark
+
+
+def test_a_partition_polled_only_below_its_position_is_sought_again(
+    offline_settings: Callable[..., WorkerSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("streams.worker.core.time.monotonic", lambda: clock[0])
+    tp = TopicPartition("in", 0)
+    worker = Worker(offline_settings())
+    worker._parts[tp] = Partition(tp=tp, engine=InsightEngine(), offset=4665, last_records=1000.0)
+    consumer = _StaleConsumer(tp, [_Message(4000 + i, b"{}") for i in range(3)], highwater=13238)
+    for second in range(0, 45, 3):
+        clock[0] = 1000.0 + second
+        worker.poll_once(consumer)
+    assert consumer.seeks == [(tp, 4665)]
+    assert worker._parts[tp].offset == 4665  # the stale records never reached the engine
