@@ -2,8 +2,7 @@
 
 ``insights/_native.c`` holds the per-event loops of replay and the worker, ``_closing.c`` the
 baselines' closing step, ``_sketch.c`` the attribution sketches, ``_stats.c`` the tail scores,
-``_step.c`` a whole closing step when no insight of it is open, ``_decode.c`` the common JSON
-shapes into the events' structs, ``_readahead.c`` its reader thread. It is optional: without a
+``_step.c`` a whole closing step when no insight of it is open. It is optional: without a
 C compiler the install still succeeds and the pure-Python code runs, with the same results
 (tests compare both) and slower replay (README "Performance").
 """
@@ -27,12 +26,9 @@ setup(
                     "_sketch",
                     "_stats",
                     "_step",
-                    "_decode",
-                    "_readahead",
-                    "_clock",
                 )
             ],
-            depends=["insights/_native.h", "insights/_decode.h"],
+            depends=["insights/_native.h"],
             extra_compile_args=FLAGS,
             optional=True,
         )

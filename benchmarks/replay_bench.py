@@ -54,8 +54,8 @@ def replay(lines: list[bytes], budget: int) -> tuple[float, InsightEngine]:
     engine = InsightEngine(EngineConfig())
     started = time.perf_counter()
     for start, end in chunk_ranges(lines, budget):
-        decoded = decode_many(lines[start:end], clock_only=True)
-        engine.process_many(decoded.events, drain=False, clock_only=decoded.clock_only)
+        decoded = decode_many(lines[start:end])
+        engine.process_many(decoded.events, drain=False)
     engine.drain()
     engine.flush()
     return len(lines) / (time.perf_counter() - started), engine

@@ -22,7 +22,6 @@ from insights.events import (
     decode_message,
     iter_json_lines,
     parse_event,
-    prepare_decode,
 )
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
 from insights.timeparse import TimestampError, parse_epoch_seconds
@@ -61,7 +60,6 @@ __all__ = [
     "iter_json_lines",
     "parse_epoch_seconds",
     "parse_event",
-    "prepare_decode",
     "records_to_json_lines",
 ]
 

@@ -8,19 +8,12 @@
  * it saves is the Python interpreter's cost per event (~2 us of the ~5.5 us a busy stream's
  * event cost in replay).
  *
- *   decode_fast(decode, messages, start, max_bytes, out[, prepared[, clock]])
- *       -> (index, event or None)
- *   accept_complete(records, start, out) -> index
- *   scan(events, streams, jump, lateness, accept, due, slow, dedupe, routes[, clock[, horizon]])
+ *   scan(events, streams, jump, lateness, accept, due, slow, dedupe, routes, horizon)
  *       -> (skipped, late, analysed, duplicates)
  *   merge_minute(...), merge_buffers(...): attribution sketches (_sketch.c)
  *   score_minutes(...), learn_minutes(...): a closing step of the baselines (_closing.c)
  *   set_loops(...), tail_scores(...): ufunc loops, negative-binomial tail scores (_stats.c)
  *   close_step(...), next_batch(...): a closing step, a round of the drain (_step.c)
- *   decode_schema(...), decode_batch(data), decode_record(data): JSON into the events'
- *       structs for the common shapes, else None (msgspec decodes) (_decode.c)
- *   prepare(messages, max_bytes): the same read ahead on a reader thread (_readahead.c)
- *   ClockOnly(), CLOCK_ONLY: records decode_fast leaves unbuilt for scan (_clock.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
 #include "_native.h"
@@ -192,50 +185,6 @@ attr_true(PyObject *obj, int f)
     return truth;
 }
 
-/* 1 if attribute ``name`` of ``obj`` is the str ``text``, 0 if not, -1 on error. */
-static int
-attr_is(PyObject *obj, int f, const char *text)
-{
-    PyObject *value = get_field(obj, f);
-    if (value == NULL) {
-        return -1;
-    }
-    int same = PyUnicode_CheckExact(value) && PyUnicode_CompareWithASCIIString(value, text) == 0;
-    Py_DECREF(value);
-    return same;
-}
-
-/* Does a decoded record pass decode_many's fast-path checks? 1 yes, 0 no, -1 error. */
-static int
-record_is_complete(PyObject *event)
-{
-    PyObject *text = get_field(event, F_EVENT_TIME);
-    if (text == NULL) {
-        return -1;
-    }
-    long long seconds = strict_seconds_of(text);
-    Py_DECREF(text);
-    if (seconds < 0) {
-        return 0;
-    }
-    const int required[4] = {F_EVENT_SOURCE, F_EVENT_NAME, F_AWS_REGION, F_RECIPIENT_ACCOUNT_ID};
-    for (int i = 0; i < 4; i++) {
-        int truth = attr_true(event, required[i]);
-        if (truth <= 0) {
-            return truth;
-        }
-    }
-    int insight = attr_is(event, F_EVENT_TYPE, "AwsCloudTrailInsight");
-    if (insight != 0) {
-        return insight < 0 ? -1 : 0;
-    }
-    insight = attr_is(event, F_EVENT_CATEGORY, "Insight");
-    if (insight != 0) {
-        return insight < 0 ? -1 : 0;
-    }
-    return 1;
-}
-
 /* The interned str of a string constant (a literal or a static table's: its address is
  * the key), kept for the life of the process; borrowed. NULL with no exception when the
  * table is full, NULL with one on error. */
@@ -288,118 +237,6 @@ native_usage_error(const char *usage)
 {
     PyErr_Format(PyExc_TypeError, "expected %s", usage);
     return NULL;
-}
-
-/* A start index argument, clamped at 0; -1 with an exception set on error. */
-static Py_ssize_t
-start_index(PyObject *arg)
-{
-    Py_ssize_t index = PyLong_AsSsize_t(arg);
-    if (index == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    return index < 0 ? 0 : index;
-}
-
-/* insights.events.BATCH_PREFIX: how CloudTrail log files and batch messages begin. */
-#define BATCH_PREFIX "{\"Records\""
-#define BATCH_PREFIX_LEN ((Py_ssize_t)(sizeof(BATCH_PREFIX) - 1))
-
-/* Append records[start:] to ``out`` while each is complete; return the index of the first
- * other record (or len(records)). */
-static PyObject *
-accept_complete(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
-        return native_usage_error("accept_complete(records: list, start, out: list)");
-    }
-    PyObject *records = args[0], *out = args[2];
-    Py_ssize_t index = start_index(args[1]);
-    if (index < 0) {
-        return NULL;
-    }
-    for (; index < PyList_GET_SIZE(records); index++) {
-        PyObject *record = PyList_GET_ITEM(records, index);
-        int complete = record == native_clock_marker ? 1 : record_is_complete(record);
-        if (complete < 0 || (complete && PyList_Append(out, record) < 0)) {
-            return NULL;
-        }
-        if (!complete) {
-            break;
-        }
-    }
-    return PyLong_FromSsize_t(index);
-}
-
-static PyObject *
-stop_at(Py_ssize_t index, PyObject *event)
-{
-    PyObject *result = Py_BuildValue("(nO)", index, event == NULL ? Py_None : event);
-    Py_XDECREF(event);
-    return result;
-}
-
-/* Decode messages[start:] with ``decode`` while each is exactly one complete record, appending
- * the events to ``out``. Returns (index of the first other message or len(messages), its
- * decoded object when it decoded as a record but failed the checks, else None). Records are
- * read by _decode.c (from ``prepared`` when the messages were read ahead), else by ``decode``. */
-static PyObject *
-decode_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs < 5 || nargs > 7 || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[4])) {
-        return native_usage_error("decode_fast(decode, messages: list, start, max_bytes, "
-                                  "out: list[, prepared[, clock]])");
-    }
-    PyObject *decode = args[0], *messages = args[1], *out = args[4];
-    PyObject *prepared = nargs >= 6 && args[5] != Py_None ? args[5] : NULL;
-    PyObject *clock = nargs == 7 && args[6] != Py_None ? args[6] : NULL;
-    if ((prepared != NULL && !native_is_prepared(prepared)) ||
-        (clock != NULL && !native_is_clock(clock))) {
-        return native_usage_error("prepared: a Prepared or None, clock: a ClockOnly or None");
-    }
-    Py_ssize_t index = start_index(args[2]);
-    Py_ssize_t max_bytes = index < 0 ? -1 : PyLong_AsSsize_t(args[3]);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    for (; index < PyList_GET_SIZE(messages); index++) {
-        PyObject *message = PyList_GET_ITEM(messages, index);
-        if (!PyBytes_CheckExact(message) || PyBytes_GET_SIZE(message) > max_bytes ||
-            (PyBytes_GET_SIZE(message) >= BATCH_PREFIX_LEN &&
-             memcmp(PyBytes_AS_STRING(message), BATCH_PREFIX, BATCH_PREFIX_LEN) == 0)) {
-            return stop_at(index, NULL); /* a log file or batch goes straight to its decoder */
-        }
-        Py_INCREF(message);
-        PyObject *event =
-            prepared != NULL ? native_prepared_take(prepared, index, message, NATIVE_RECORD, clock)
-                             : native_decode_one(message, clock);
-        if (event == NULL && !PyErr_Occurred()) { /* not handled in C: msgspec decides */
-            event = PyObject_CallOneArg(decode, message);
-        }
-        Py_DECREF(message);
-        if (event == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-                return NULL; /* KeyboardInterrupt, SystemExit: not ours to swallow */
-            }
-            PyErr_Clear(); /* the general path decodes it again and says why it failed */
-            return stop_at(index, NULL);
-        }
-        int complete = event == native_clock_marker ? 1 : record_is_complete(event);
-        if (complete < 0) {
-            Py_DECREF(event);
-            return NULL;
-        }
-        if (!complete) {
-            return stop_at(index, event);
-        }
-        int failed = PyList_Append(out, event);
-        Py_DECREF(event);
-        if (failed) {
-            return NULL;
-        }
-    }
-    return stop_at(index, NULL);
 }
 
 /* Read an int attribute into *value; -1 on error. */
@@ -468,8 +305,6 @@ typedef struct {
      * its cache of event shapes -> rows */
     PyObject *dedupe, *dedupe_ids, *dedupe_minutes, *routes;
     long long max_ids, window, analysed, duplicates;
-    /* the clock-only records of the events */
-    PyObject *clock;
     PyObject *key; /* borrowed from ``found``: the (account, Region) of the last stream found */
     /* which slots below hold something (the fields up to here start zeroed) */
     uint64_t found_used[STREAM_CACHE / 64], routed_used[ROUTE_CACHE / 64];
@@ -1014,57 +849,16 @@ scan_one(ScanState *st, PyObject *event)
     return status;
 }
 
-/* A CLOCK_ONLY placeholder: its entry moves the clock as skip_read_only would move it for the
- * record, or, when the record needs the Python loop (a new stream, a clock jump), the record is
- * built and scanned as any other. 0 or -1 on error. */
-static int
-scan_clock_only(ScanState *st)
-{
-    ClockEntry *entry = st->clock == NULL ? NULL : native_clock_take(st->clock);
-    if (entry == NULL) {
-        PyErr_SetString(PyExc_ValueError, "a CLOCK_ONLY placeholder without its record: pass "
-                                          "the decode's clock_only to the engine");
-        return -1;
-    }
-    int status = -1;
-    PyObject *stream = stream_for(st, entry->account, entry->region);
-    if (stream != NULL) {
-        long long max_seen;
-        status = attr_int(stream, F_MAX_SEEN, &max_seen);
-        if (status == 0 && entry->seconds <= max_seen + st->jump &&
-            entry->seconds <= st->horizon) {
-            status = move_clock(st, stream, entry->seconds, max_seen) < 0 ? -1 : 0;
-            Py_DECREF(stream);
-            native_clock_clear(entry);
-            return status;
-        }
-        Py_DECREF(stream);
-    }
-    if (!PyErr_Occurred()) {
-        PyObject *event = native_decode_text(entry->text, entry->len);
-        if (event == NULL && !PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "a clock-only record could not be read again");
-        }
-        status = event == NULL ? -1 : scan_one(st, event);
-        Py_XDECREF(event);
-    }
-    native_clock_clear(entry);
-    return status;
-}
-
 /* The engine's per-event loop (InsightEngine._process_slice) for events whose time is in the
  * strict form and whose stream exists: read-only calls move the clock here, others go to
- * ``accept(stream, seconds, event)``, anything else to ``slow(event)``. CLOCK_ONLY
- * placeholders take their records from ``clock`` in order. */
+ * ``accept(stream, seconds, event)``, anything else to ``slow(event)``. */
 static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 9 || nargs > 11 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
-        !PyDict_CheckExact(args[5]) || !PyDict_CheckExact(args[8]) ||
-        (nargs >= 10 && args[9] != Py_None && !native_is_clock(args[9]))) {
+    if (nargs != 10 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[5]) || !PyDict_CheckExact(args[8])) {
         return native_usage_error("scan(events: list, streams: dict, jump, lateness, accept, "
-                                  "due: dict, slow, dedupe, routes: dict[, clock: ClockOnly"
-                                  "[, horizon: int]])");
+                                  "due: dict, slow, dedupe, routes: dict, horizon: int)");
     }
     ScanState st;
     memset(&st, 0, offsetof(ScanState, found)); /* not the slots: see STREAM_CACHE */
@@ -1074,10 +868,9 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     st.slow = args[6];
     st.dedupe = args[7];
     st.routes = args[8];
-    st.clock = nargs >= 10 && args[9] != Py_None ? args[9] : NULL;
     st.jump = PyLong_AsLongLong(args[2]);
     st.lateness = PyLong_AsLongLong(args[3]);
-    st.horizon = nargs == 11 ? PyLong_AsLongLong(args[10]) : LLONG_MAX;
+    st.horizon = PyLong_AsLongLong(args[9]);
     if (PyErr_Occurred()) {
         return NULL;
     }
@@ -1104,7 +897,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
         PyObject *event = PyList_GET_ITEM(events, i);
         Py_INCREF(event);
-        int status = event == native_clock_marker ? scan_clock_only(&st) : scan_one(&st, event);
+        int status = scan_one(&st, event);
         Py_DECREF(event);
         if (status < 0) {
             goto done;
@@ -1125,10 +918,6 @@ strict_seconds(PyObject *module, PyObject *text)
 }
 
 static PyMethodDef native_methods[] = {
-    {"decode_fast", (PyCFunction)(void (*)(void))decode_fast, METH_FASTCALL,
-     "Decode complete single records until the first other message."},
-    {"accept_complete", (PyCFunction)(void (*)(void))accept_complete, METH_FASTCALL,
-     "Append the complete records of a batch until the first other one."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "The engine's per-event loop for the common case."},
     {"merge_minute", (PyCFunction)(void (*)(void))native_merge_minute, METH_FASTCALL,
@@ -1147,14 +936,6 @@ static PyMethodDef native_methods[] = {
      "A round of InsightEngine._drain: the next minute of each due stream, gaps skipped."},
     {"close_step", (PyCFunction)(void (*)(void))native_close_step, METH_FASTCALL,
      "InsightEngine._close_batch when no stream of the step has an open insight."},
-    {"decode_schema", (PyCFunction)(void (*)(void))native_decode_schema, METH_FASTCALL,
-     "Name the structs (and their fields) that decode_batch and decode_record build."},
-    {"decode_batch", native_decode_batch, METH_O,
-     "The records of a {\"Records\": [...]} message, or None when msgspec must decode it."},
-    {"decode_record", native_decode_record, METH_O,
-     "The record a single-object message holds, or None when msgspec must decode it."},
-    {"prepare", (PyCFunction)(void (*)(void))native_prepare, METH_FASTCALL,
-     "Read messages ahead on the reader thread; pass the result to decode_many."},
     {"strict_seconds", strict_seconds, METH_O,
      "Epoch seconds of a strict YYYY-MM-DDTHH:MM:SSZ time in range, else -1."},
     {NULL, NULL, 0, NULL},
@@ -1199,8 +980,7 @@ PyInit__native(void)
     }
     PyObject *module = PyModule_Create(&native_module);
     /* the calling convention of these functions: insights/native.py loads only its own */
-    if (module != NULL && (PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0 ||
-                           native_readahead_init(module) < 0 || native_clock_init(module) < 0)) {
+    if (module != NULL && PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0) {
         Py_CLEAR(module);
     }
     return module;

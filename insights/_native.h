@@ -8,7 +8,7 @@
 #include <math.h>
 
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
-#define NATIVE_ABI 8
+#define NATIVE_ABI 9
 
 /* numpy's maximum and minimum: a NaN operand wins (the C library's fmax/fmin drop it). */
 static inline double
@@ -121,48 +121,8 @@ void native_learn_core(NativeTable *t, const long long *rows, const double *coun
 PyObject *native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *native_next_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
-/* What a message read ahead was read as (native_prepared_take's ``kind``). */
-enum { NATIVE_RECORD = 1, NATIVE_BATCH = 2 };
-
-/* _decode.c: the common JSON shapes read into the events' structs (NULL: not handled);
- * _readahead.c: its reader thread. */
-PyObject *native_decode_one(PyObject *data, PyObject *clock);
-PyObject *native_decode_record(PyObject *module, PyObject *data);
-PyObject *native_decode_batch(PyObject *module, PyObject *data);
-PyObject *native_decode_schema(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *native_prepare(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *native_prepared_take(PyObject *prepared, Py_ssize_t index, PyObject *message, int kind,
-                               PyObject *clock);
-int native_readahead_init(PyObject *module);
-int native_is_prepared(PyObject *obj);
-/* The record of a JSON object's bytes, read as decode_record reads a message; NULL with no
- * exception when msgspec must decode it. */
-PyObject *native_decode_text(const unsigned char *text, Py_ssize_t len);
-
 /* _native.c: epoch seconds of "YYYY-MM-DDTHH:MM:SSZ" (``len`` ASCII bytes) when valid and in
  * range, else -1. */
 long long native_strict_seconds(const unsigned char *p, Py_ssize_t len);
-
-/* _clock.c: clock-only records (read-only calls without an error code) that decode_many did
- * not build; the events list holds ``native_clock_marker`` in their place, in order. */
-typedef struct {
-    PyObject *owner;           /* the message's bytes (strong): ``text`` points into them */
-    const unsigned char *text; /* the record's JSON object, to build it after all */
-    Py_ssize_t len;
-    long long seconds;
-    PyObject *account, *region; /* strong */
-} ClockEntry;
-
-extern PyObject *native_clock_marker;
-int native_is_clock(PyObject *obj);
-/* A new zeroed entry at the end; NULL with MemoryError. */
-ClockEntry *native_clock_push(PyObject *clock);
-/* Entries appended so far; drop those from ``count`` on (a message read by msgspec after all). */
-Py_ssize_t native_clock_count(PyObject *clock);
-void native_clock_truncate(PyObject *clock, Py_ssize_t count);
-/* The next entry not taken yet (the caller clears it when done), else NULL (no exception). */
-ClockEntry *native_clock_take(PyObject *clock);
-void native_clock_clear(ClockEntry *entry);
-int native_clock_init(PyObject *module);
 
 #endif

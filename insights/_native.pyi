@@ -3,16 +3,6 @@ from typing import Any
 
 ABI: int
 
-def decode_fast(
-    decode: Callable[[bytes], object],
-    messages: list[Any],
-    start: int,
-    max_bytes: int,
-    out: list[Any],
-    prepared: object | None = ...,
-    clock: ClockOnly | None = ...,
-) -> tuple[int, object | None]: ...
-def accept_complete(records: list[Any], start: int, out: list[Any]) -> int: ...
 def scan(
     events: list[Any],
     streams: dict[Any, Any],
@@ -23,8 +13,7 @@ def scan(
     slow: Callable[..., object],
     dedupe: object,
     routes: dict[Any, Any],
-    clock: object | None = ...,
-    horizon: int = ...,
+    horizon: int,
 ) -> tuple[int, int, int, int]: ...
 def merge_minute(
     ids: object,
@@ -96,23 +85,3 @@ def close_step(
     tools: tuple[Any, ...],
 ) -> bool | tuple[Any, ...] | None: ...
 def strict_seconds(text: object) -> int: ...
-def decode_schema(
-    record_type: type,
-    fields: tuple[tuple[str, str, int, bool], ...],
-    nested_type: type,
-    nested_fields: tuple[tuple[str, str, int, bool], ...],
-) -> None: ...
-def decode_batch(data: bytes) -> list[Any] | None: ...
-def decode_record(data: bytes) -> Any | None: ...
-
-class Prepared:
-    def batch(
-        self, index: int, message: object, clock: ClockOnly | None = ...
-    ) -> list[Any] | None: ...
-
-def prepare(messages: list[Any], max_bytes: int) -> Prepared | None: ...
-
-class ClockOnly:
-    def __len__(self) -> int: ...
-
-CLOCK_ONLY: object

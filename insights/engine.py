@@ -183,7 +183,6 @@ class InsightEngine:
         events: Iterable[CloudTrailEvent],
         *,
         drain: bool = True,
-        clock_only: object | None = None,
     ) -> list[InsightRecord]:
         """Process events in order; return the Insight records they caused.
 
@@ -197,9 +196,7 @@ class InsightEngine:
         in the CPU cache when the engine reads them) use it to keep the steps large.
 
         Read-only calls without an error code (most of CloudTrail's volume) count for no key:
-        they only move their stream's clock, so they skip de-duplication and routing. Events
-        from ``decode_many(..., clock_only=True)`` come with its result's ``clock_only``, which
-        holds those records (they are not built); pass the whole list, in order.
+        they only move their stream's clock, so they skip de-duplication and routing.
         """
         if not isinstance(events, list):
             events = list(events)
@@ -207,7 +204,7 @@ class InsightEngine:
         begin, total = 0, len(events)
         while begin < total:
             end = min(total, begin + DRAIN_EVERY - self._undrained)
-            self._process_slice(events[begin:end], clock_only)
+            self._process_slice(events[begin:end])
             self._undrained += end - begin
             begin = end
             if self._undrained >= DRAIN_EVERY:
@@ -224,9 +221,7 @@ class InsightEngine:
             self._review_held()  # the other streams may have moved on
         return self._drain() if self._due else []
 
-    def _process_slice(
-        self, events: list[CloudTrailEvent], clock_only: object | None = None
-    ) -> None:
+    def _process_slice(self, events: list[CloudTrailEvent]) -> None:
         """The per-event loop: in C when :mod:`insights.native` is built, else :meth:`_scan`.
 
         The C loop also does :meth:`_accept`'s work for events of a shape already routed, with
@@ -234,8 +229,6 @@ class InsightEngine:
         else unusual to :meth:`_scan_one`."""
         fast = native.module
         if fast is None:
-            if clock_only is not None:
-                raise ValueError("clock-only events need the C accelerator that decoded them")
             self._scan(events)
             return
         skipped, late, analysed, duplicates = fast.scan(
@@ -248,7 +241,6 @@ class InsightEngine:
             self._scan_one,
             self._dedupe,
             self._routes,
-            clock_only,
             self._horizon,
         )
         stats = self.stats

@@ -9,10 +9,9 @@ Accepted shapes (see ``docs`` in the README):
   (raw gzip bytes are accepted too; ``CONTROL_MESSAGE`` payloads carry no events).
 
 Decoding uses msgspec typed structs: unknown fields are skipped without building Python objects.
-With the C accelerator, single records and ``{"Records": [...]}`` batches are read into the same
-structs by ``insights/_decode.c`` (~1 µs for a 1.5 KB record), which hands anything unusual
-back to msgspec. Any failure falls back to a slower record-by-record path so that one bad record
-in a batch rejects only itself.
+JSON lines are decoded a chunk at a time (no Python object per line), batches in one call. Any
+failure falls back to a slower record-by-record path so that one bad record in a batch rejects
+only itself.
 """
 
 from __future__ import annotations
@@ -27,9 +26,14 @@ from enum import StrEnum
 
 import msgspec
 
-from insights import native
 from insights.errors import EventParseError
-from insights.timeparse import _SECONDS_Z, TimestampError, _minute_cache, parse_epoch_seconds
+from insights.timeparse import (
+    _SECONDS_Z,
+    TimestampError,
+    _minute_cache,
+    _minute_of,
+    parse_epoch_seconds,
+)
 
 __all__ = [
     "DECODE_CHUNK_BYTES",
@@ -44,7 +48,6 @@ __all__ = [
     "event_seconds",
     "is_read_only",
     "parse_event",
-    "prepare_decode",
     "principal_of",
 ]
 
@@ -185,27 +188,6 @@ _raw_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _event_decoder = msgspec.json.Decoder(CloudTrailEvent)
 _log_event_decoder = msgspec.json.Decoder(_LogEvent)
 
-#: Fields whose values are (nearly) unique per record: not worth the C reader's string cache.
-_UNIQUE_FIELDS = frozenset({"event_time", "event_id", "at_timestamp"})
-_FIELD_KINDS = {str | None: 0, bool | None: 1, UserIdentity | None: 2}
-
-
-def _schema_of(struct: type[msgspec.Struct]) -> tuple[tuple[str, str, int, bool], ...]:
-    """(JSON key, attribute, kind, cached) of each field, for ``_decode.c``'s reader."""
-    spec = []
-    for field in msgspec.structs.fields(struct):
-        if field.default is not None or field.type not in _FIELD_KINDS:
-            raise TypeError(f"{struct.__name__}.{field.name}: not an optional field C can read")
-        kind = _FIELD_KINDS[field.type]
-        spec.append((field.encode_name, field.name, kind, field.name not in _UNIQUE_FIELDS))
-    return tuple(spec)
-
-
-if native.module is not None:
-    native.module.decode_schema(
-        CloudTrailEvent, _schema_of(CloudTrailEvent), UserIdentity, _schema_of(UserIdentity)
-    )
-
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -223,8 +205,6 @@ class DecodeResult:
     events: list[CloudTrailEvent]
     rejections: list[Rejection]
     ignored: int = 0
-    clock_only: object | None = None
-    """With ``decode_many(..., clock_only=True)``: the records left unbuilt (see there)."""
 
 
 def event_seconds(event: CloudTrailEvent) -> int:
@@ -250,6 +230,32 @@ def principal_of(event: CloudTrailEvent) -> str:
     if ident is None:
         return "null"
     return ident.arn or ident.invoked_by or ident.principal_id or "null"
+
+
+def _valid_minute(prefix: str) -> bool:
+    try:
+        _minute_of(prefix)
+    except TimestampError:
+        return False
+    return True
+
+
+def _is_complete(event: CloudTrailEvent) -> bool:
+    """Whether a decoded record is kept as it is, the common case: a strict ``eventTime`` in
+    range, every field routing needs, not an Insight record (anything else: :func:`_accept`)."""
+    text = event.event_time
+    return bool(
+        text is not None
+        and len(text) == 20
+        and text[17:] in _SECONDS_Z
+        and (text[:17] in _minute_cache or _valid_minute(text[:17]))
+        and event.event_source
+        and event.event_name
+        and event.aws_region
+        and event.recipient_account_id
+        and event.event_type != "AwsCloudTrailInsight"
+        and event.event_category != "Insight"
+    )
 
 
 def _check(event: CloudTrailEvent, raw: bytes) -> Rejection | None:
@@ -329,16 +335,16 @@ def _accept(event: CloudTrailEvent, raw: bytes | None, out: DecodeResult) -> Non
 
 
 def _accept_records(records: list[CloudTrailEvent], out: DecodeResult) -> None:
-    """:func:`_accept` each record of a batch; complete records are checked in C when built."""
-    fast = native.module
-    index, total = 0, len(records)
-    while index < total:
-        if fast is not None:
-            index = fast.accept_complete(records, index, out.events)
-            if index >= total:
-                break
-        _accept(records[index], None, out)
-        index += 1
+    """:func:`_accept` each record of a batch (complete ones at once)."""
+    if all(map(_is_complete, records)):  # the common batch
+        out.events.extend(records)
+        return
+    append = out.events.append
+    for record in records:
+        if _is_complete(record):
+            append(record)
+        else:
+            _accept(record, None, out)
 
 
 def _from_envelope(env: _Envelope, raw: bytes | None, out: DecodeResult) -> None:
@@ -403,11 +409,6 @@ def _decode_json(data: bytes, head: bytes, out: DecodeResult) -> None:
             return
         if data.startswith(BATCH_PREFIX):
             # a log file or a batch message: decoding it as a record first would scan it twice
-            fast = native.module
-            records = fast.decode_batch(data) if fast is not None else None
-            if records is not None:  # exactly {"Records": [objects]}, read in C
-                _accept_records(records, out)
-                return
             _from_envelope(_envelope_decoder.decode(data), data, out)
             return
         # A single record (the common Kafka message) decodes faster into the narrower
@@ -482,40 +483,18 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decode
     return out
 
 
-def prepare_decode(messages: list[bytes], *, max_bytes: int = MAX_MESSAGE_BYTES) -> object | None:
-    """Start reading ``messages`` ahead, on the C accelerator's reader thread.
-
-    Returns a handle for :func:`decode_many`'s ``prepared`` (None without the accelerator).
-    The caller goes on meanwhile (e.g. feeding the previous chunk to the engine); the JSON
-    is checked and indexed without the GIL, and :func:`decode_many` then only builds the
-    structs. The result is the same as without it.
-    """
-    fast = native.module
-    return fast.prepare(messages, max_bytes) if fast is not None else None
-
-
 def decode_many(
     messages: Sequence[bytes],
     *,
     max_bytes: int = MAX_MESSAGE_BYTES,
     failed: list[tuple[int, DecodeResult]] | None = None,
-    prepared: object | None = None,
-    clock_only: bool = False,
 ) -> DecodeResult:
     """Decode many messages (JSON lines, a poll of Kafka values) into one result, in order.
 
     Equivalent to concatenating :func:`decode_message` of each, and faster: a message that is
-    exactly one valid API record is decoded and checked inline (in C when :mod:`insights.native`
-    is built, else with an already-validated minute); anything else takes the general path.
-    When ``failed`` is given, each message with rejections is appended to it as (index in
+    exactly one complete record is decoded and kept inline; anything else takes the general
+    path. When ``failed`` is given, each message with rejections is appended to it as (index in
     ``messages``, its own result), so a caller can dead-letter the message itself.
-    ``prepared`` is :func:`prepare_decode` of the same list with the same ``max_bytes``.
-
-    With ``clock_only`` (and the C accelerator) a complete read-only call without an error
-    code, which the engine only reads the time of, is not built: ``events`` holds a placeholder
-    in its place and the result's :attr:`DecodeResult.clock_only` what the engine needs of it.
-    Such events are only for :meth:`InsightEngine.process_many` with that ``clock_only``, in
-    order; the engine's results are the same as from the built records.
 
     Examples:
         >>> failed = []
@@ -526,58 +505,9 @@ def decode_many(
         (1, ['invalid_json'], [1])
     """
     out = DecodeResult(events=[], rejections=[])
-    fast = native.module
-    if fast is None:
-        _decode_range(messages, 0, len(messages), max_bytes, out, failed)
-        return out
-    if not isinstance(messages, list):
-        messages = list(messages)
-    clock = out.clock_only = fast.ClockOnly() if clock_only else None
-    decode = _event_decoder.decode
-    index, total = 0, len(messages)
-    while index < total:
-        # complete single records are decoded in C; it stops at the first other message
-        index, event = fast.decode_fast(
-            decode, messages, index, max_bytes, out.events, prepared, clock
-        )
-        if index >= total:
-            break
-        data = messages[index]
-        if isinstance(event, CloudTrailEvent):  # decoded as a record, incomplete
-            one = DecodeResult(events=[], rejections=[])
-            _decode_object(data, event, one)
-            _merge(out, one, index, failed)
-            index += 1
-            continue
-        # a batch, too large, not a record, or not bytes
-        records = None
-        if prepared is not None and len(data) <= max_bytes:
-            records = prepared.batch(index, data, clock)  # type: ignore[attr-defined]
-        if records is not None:  # what decode_message does with a batch read in C
-            one = DecodeResult(events=[], rejections=[])
-            _accept_records(records, one)
-            _merge(out, one, index, failed)
-        else:
-            _decode_range(messages, index, index + 1, max_bytes, out, failed)
-        index += 1
-    return out
-
-
-def _decode_range(
-    messages: Sequence[bytes],
-    begin: int,
-    end: int,
-    max_bytes: int,
-    out: DecodeResult,
-    failed: list[tuple[int, DecodeResult]] | None,
-) -> None:
-    """:func:`decode_many` of ``messages[begin:end]`` in pure Python, appended to ``out``."""
     append = out.events.append
     decode = _event_decoder.decode
-    minutes = _minute_cache
-    seconds = _SECONDS_Z
-    for index in range(begin, end):
-        data = messages[index]
+    for index, data in enumerate(messages):
         one: DecodeResult | None = None
         # a log file or batch goes to the general path at once: a record decode first would
         # scan it twice
@@ -589,20 +519,7 @@ def _decode_range(
             except (msgspec.MsgspecError, RecursionError, ValueError):
                 event = None
             if event is not None:
-                # the record is complete and valid, with a minute the general path has seen
-                text = event.event_time
-                if (
-                    text is not None
-                    and len(text) == 20
-                    and text[:17] in minutes
-                    and text[17:] in seconds
-                    and event.event_source
-                    and event.event_name
-                    and event.aws_region
-                    and event.recipient_account_id
-                    and event.event_type != "AwsCloudTrailInsight"
-                    and event.event_category != "Insight"
-                ):
+                if _is_complete(event):
                     append(event)
                     continue
                 # any other object (a batch, an envelope, a record to check): what
@@ -612,6 +529,7 @@ def _decode_range(
         if one is None:
             one = decode_message(data, max_bytes=max_bytes)
         _merge(out, one, index, failed)
+    return out
 
 
 def _merge(
@@ -638,22 +556,66 @@ def parse_event(data: bytes) -> CloudTrailEvent:
 
 
 def iter_json_lines(
-    data: bytes,
-    *,
-    max_bytes: int = MAX_MESSAGE_BYTES,
-    budget: int = DECODE_CHUNK_BYTES,
-    clock_only: bool = False,
+    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, budget: int = DECODE_CHUNK_BYTES
 ) -> Iterator[DecodeResult]:
     """Decode JSON lines (one message per non-blank line), one result per ``budget`` bytes
-    of lines (see :func:`chunk_ranges`); ``clock_only`` as :func:`decode_many`'s.
+    of whole lines; the same as :func:`decode_many` of the lines.
+
+    A chunk whose every line is one complete record is decoded in one call, without a Python
+    object per line; any other goes line by line.
 
     Examples:
         >>> [len(r.rejections) for r in iter_json_lines(b"x\\n\\n{}\\ny\\n", budget=3)]
         [2, 1]
     """
-    lines = [line for line in data.split(b"\n") if line.strip()]
-    for start, end in chunk_ranges(lines, budget):
-        yield decode_many(lines[start:end], max_bytes=max_bytes, clock_only=clock_only)
+    start, size = 0, len(data)
+    while start < size:
+        end = data.find(b"\n", start + budget)
+        end = size if end < 0 else end + 1
+        events = _whole_records(data, start, end, max_bytes)
+        if events is not None:
+            yield DecodeResult(events=events, rejections=[])
+        else:
+            lines = [line for line in data[start:end].split(b"\n") if line.strip()]
+            if lines:
+                yield decode_many(lines, max_bytes=max_bytes)
+        start = end
+
+
+def _whole_records(
+    data: bytes, start: int, end: int, max_bytes: int
+) -> list[CloudTrailEvent] | None:
+    """The records of the lines in ``data[start:end]`` when each line is exactly one complete
+    record, else None. Nothing is copied: msgspec reads the lines where they are.
+
+    msgspec's ``decode_lines`` reads whitespace-separated values; a line is one value when
+    every line starts with ``{`` and ends with ``}`` (a ``}``, a newline and a ``{`` never
+    occur inside one JSON value, nor a raw newline inside a string, so no value spans lines)
+    and there are as many values as lines.
+    """
+    stop = end
+    if data[stop - 1 : stop] == b"\n":
+        stop -= 1
+    if data[stop - 1 : stop] == b"\r":
+        stop -= 1
+    if stop - start > max_bytes or data[start : start + 1] != b"{" or data[stop - 1 : stop] != b"}":
+        return None
+    lines = data.count(b"\n", start, stop) + 1
+    joins = data.count(b"}\n{", start, stop)
+    if data.find(b"\r", start, stop) >= 0:
+        joins += data.count(b"}\r\n{", start, stop)
+    # a batch on a line of its own goes to the general path (see decode_many)
+    if joins != lines - 1 or data.startswith(BATCH_PREFIX, start):
+        return None
+    if data.find(b"\n" + BATCH_PREFIX, start, stop) >= 0:
+        return None
+    try:
+        events = _event_decoder.decode_lines(memoryview(data)[start:stop])
+    except (msgspec.MsgspecError, RecursionError, ValueError):
+        return None
+    if len(events) != lines or not all(map(_is_complete, events)):
+        return None
+    return events
 
 
 def chunk_ranges(

@@ -3,19 +3,17 @@
 ``insights/_native.c`` and its siblings are compiled at install time when a C compiler is
 present (``setup.py``). They cover the hot paths, each for the common case only:
 
-* ``_native.c``: decoding and checking complete records (:func:`insights.events.decode_many`)
-  and the engine's per-event loop, accept step included (new shapes and evictions go to Python);
+* ``_native.c``: the engine's per-event loop, accept step included (new shapes and evictions
+  go to Python);
 * ``_closing.c``: the baselines' side of a closing step
   (:meth:`insights.baselines.BaselineTable.score_minutes` and ``learn_minutes``);
 * ``_stats.c``: tail scores (:func:`insights.stats.nb_tail_score`);
 * ``_sketch.c``: attribution sketch merges
   (:meth:`insights.attribution.AttributionTable.merge_buffers` and ``merge_minute``);
-* ``_step.c``: a whole closing step when no insight of it is open;
-* ``_decode.c``: single records and ``{"Records": [...]}`` batches read into the event structs
-  (anything unusual is left to msgspec), and the reader thread behind
-  :func:`insights.events.prepare_decode`;
-* ``_clock.c``: clock-only records, which ``decode_many(..., clock_only=True)`` leaves unbuilt
-  for :meth:`insights.engine.InsightEngine.process_many` (read-only calls without an error).
+* ``_step.c``: a whole closing step when no insight of it is open.
+
+JSON is read by msgspec alone (:mod:`insights.events`): a C reader measured within 1.0-1.2x of
+it end to end (``benchmarks/cli_bench.py``) and was removed.
 
 The pure-Python code stays the reference: results are the same bits either way (numpy's
 arithmetic in numpy's order, numpy's and scipy's own ufunc loops for every transcendental
@@ -33,14 +31,13 @@ import os
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 8
+ABI = 9
 
-#: The C code reads msgspec's struct layout and numpy's ufunc internals, so it runs only with
-#: the (major, minor) releases it was checked against (``make test`` on the lock file and
+#: The C code calls numpy's ufunc loops by their internals, so it runs only with the
+#: (major, minor) releases it was checked against (``make test`` on the lock file and
 #: ``make test-latest`` on the newest allowed ones); any other runs the pure-Python code. Add a
 #: release here after the native tests pass with it.
 CHECKED_WITH: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
-    "msgspec": ((0, 18), (0, 23)),
     "numpy": ((2, 0), (2, 4)),
 }
 
@@ -55,10 +52,10 @@ def unchecked_dependencies(versions: dict[str, str]) -> list[str]:
     """``name version`` of each dependency outside :data:`CHECKED_WITH`'s range.
 
     Examples:
-        >>> unchecked_dependencies({"msgspec": "0.23.0", "numpy": "2.4.6"})
+        >>> unchecked_dependencies({"numpy": "2.4.6"})
         []
-        >>> unchecked_dependencies({"msgspec": "0.24.1", "numpy": "1.26.4"})
-        ['msgspec 0.24.1', 'numpy 1.26.4']
+        >>> unchecked_dependencies({"numpy": "1.26.4"})
+        ['numpy 1.26.4']
     """
     out = []
     for name, version in versions.items():
@@ -88,10 +85,9 @@ if _native is not None and getattr(_native, "ABI", None) != ABI:
     _native = None  # type: ignore[assignment]
 
 if _native is not None:
-    import msgspec
     import numpy as np
 
-    _unchecked = unchecked_dependencies({"msgspec": msgspec.__version__, "numpy": np.__version__})
+    _unchecked = unchecked_dependencies({"numpy": np.__version__})
     if _unchecked:
         logging.getLogger(__name__).warning(
             "insights._native was not checked with %s: not used (pure Python, same results, "

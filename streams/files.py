@@ -16,8 +16,16 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from insights import DecodeResult, Rejection, RejectReason, decode_message, iter_json_lines
+from insights import (
+    DECODE_CHUNK_BYTES,
+    DecodeResult,
+    Rejection,
+    RejectReason,
+    decode_message,
+    iter_json_lines,
+)
 from streams.errors import SourceError
 
 __all__ = [
@@ -74,26 +82,44 @@ def load_file_bytes(data: bytes) -> bytes:
     return data
 
 
-def _decode_file(data: bytes, clock_only: bool) -> Iterator[DecodeResult]:
+def _decode_file(data: bytes) -> Iterator[DecodeResult]:
     head = data.lstrip()[:12]
     if head.startswith(b"[") or head.replace(b" ", b"").startswith(b'{"Records"'):
         yield decode_message(data, max_bytes=MAX_FILE_BYTES)
         return
-    stripped = data.strip()
-    if stripped.startswith(b"{") and b"\n" not in stripped:
-        yield decode_message(stripped, max_bytes=MAX_FILE_BYTES)
+    # one object on one line (maybe with blank lines after it): one message
+    newline = data.find(b"\n")
+    after = len(data) - newline
+    if head.startswith(b"{") and (newline < 0 or (after <= 4096 and data[newline:].isspace())):
+        yield decode_message(data.strip(), max_bytes=MAX_FILE_BYTES)
         return
-    yield from iter_json_lines(data, clock_only=clock_only)
+    yield from iter_json_lines(data)
 
 
 @dataclass(slots=True)
 class InputBlob:
-    """One unit of input: a stdin line, or a whole file's bytes (or why it could not be read)."""
+    """One unit of input: whole lines of stdin as they arrive, or a whole file's bytes (or why
+    it could not be read)."""
 
     source: str
     data: bytes
     from_stdin: bool = False
     error: str | None = None
+
+
+def _stdin_lines(stdin: BinaryIO) -> Iterator[bytes]:
+    """Whole lines of ``stdin`` as they arrive (what one read returns, ~64 KB from a busy
+    pipe), not a Python object per line; a last line without a newline at the end."""
+    read = getattr(stdin, "read1", stdin.read)
+    rest = b""
+    while data := read(DECODE_CHUNK_BYTES):
+        data = rest + data if rest else data
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield data[:cut]
+    if rest.strip():
+        yield rest
 
 
 def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
@@ -116,9 +142,8 @@ def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
                 except ValueError as exc:
                     yield InputBlob("-", b"", error=f"stdin: {exc}")
                 continue
-            for line in stdin:
-                if line.strip():
-                    yield InputBlob("-", line.strip(), from_stdin=True)
+            for lines in _stdin_lines(stdin):
+                yield InputBlob("-", lines, from_stdin=True)
             continue
         for path in iter_paths(Path(name)):
             try:
@@ -127,11 +152,8 @@ def iter_blobs(paths: list[str]) -> Iterator[InputBlob]:
                 yield InputBlob(str(path), b"", error=f"{path}: {exc}")
 
 
-def read_inputs(paths: list[str], *, clock_only: bool = False) -> Iterator[FileBatch]:
+def read_inputs(paths: list[str]) -> Iterator[FileBatch]:
     """Decode every input named on the command line (``-`` is stdin, JSON lines).
-
-    With ``clock_only``, JSON-lines files leave their clock-only records unbuilt (see
-    :func:`insights.decode_many`): pass each batch's ``result.clock_only`` to the engine.
 
     Raises :class:`SourceError` for a path that does not exist (an operator error); a file that
     cannot be read or decompressed yields a rejection instead.
@@ -141,9 +163,10 @@ def read_inputs(paths: list[str], *, clock_only: bool = False) -> Iterator[FileB
             bad = DecodeResult([], [Rejection(RejectReason.BAD_PAYLOAD, blob.error, b"")])
             yield FileBatch(blob.source, bad)
         elif blob.from_stdin:
-            yield FileBatch(blob.source, decode_message(blob.data))
+            for result in iter_json_lines(blob.data):
+                yield FileBatch(blob.source, result)
         else:
-            for result in _decode_file(blob.data, clock_only):
+            for result in _decode_file(blob.data):
                 yield FileBatch(blob.source, result)
 
 

@@ -59,7 +59,7 @@ def iter_raw_records(paths: list[str]) -> Iterator[bytes]:
         if blob.error is not None:
             logger.warning("skipping %s", blob.error)
         elif blob.from_stdin:
-            yield blob.data
+            yield from (line.strip() for line in blob.data.split(b"\n") if line.strip())
         else:
             yield from _records_of(blob.data)
 

@@ -122,9 +122,6 @@ class WorkerSettings(BaseSettings):
     max_future_skew_seconds: int | None = Field(default=300, ge=0)
     """Records dated more than this ahead of the worker's clock are rejected as
     ``future_timestamp`` and dead-lettered (None: no bound; the event-time rule still holds)."""
-    read_ahead: bool = True
-    """Read the next two chunks of a poll's JSON on the C accelerator's reader thread while the
-    engine runs the current one (no effect without the accelerator; same results either way)."""
 
     # state
     checkpoint_store: CheckpointStoreKind = CheckpointStoreKind.KAFKA

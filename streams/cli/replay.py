@@ -144,7 +144,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     drained_at = time.monotonic()
     try:
-        for batch in read_inputs(args.paths, clock_only=True):
+        for batch in read_inputs(args.paths):
             result = batch.result
             rejects.update(r.reason.value for r in result.rejections)
             if rejected is not None:
@@ -153,7 +153,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             # minutes are scored in large vectorized steps every DRAIN_EVERY events, so the
             # output of files is byte-identical from run to run. Stdin (maybe a slow pipe)
             # also drains every second, so its insights are never held back for long.
-            records = engine.process_many(result.events, drain=False, clock_only=result.clock_only)
+            records = engine.process_many(result.events, drain=False)
             emit(records, batch.source)
             now = time.monotonic()
             if now - drained_at > 1.0:

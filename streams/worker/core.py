@@ -30,7 +30,6 @@ from insights import (
     accelerated,
     chunk_ranges,
     decode_many,
-    prepare_decode,
 )
 from streams.checkpoints import Checkpoint, CheckpointStore, PendingInsight, open_store
 from streams.errors import ConfigError, SinkError, SourceError, StreamsError
@@ -49,13 +48,6 @@ logger = logging.getLogger(__name__)
 #: Header of every produced Insight record: its ``eventID`` (used to de-duplicate re-sends).
 EVENT_ID_HEADER = "ctinsights-event-id"
 _MAX_FETCH = 16 * 1024 * 1024
-#: Decode chunks of a poll queued ahead for the reader thread while this thread builds the
-#: current one's structs and runs the engine on them. Two were enough without a broker on the
-#: same cores; with one, the reader thread is descheduled for a while now and then, and a longer
-#: queue lets it catch up (and this thread read the queued chunks meanwhile): on the quiet
-#: 12-day lz4 batch layout, 8 gave a median ratio of 0.68 against 0.58 for 2 (10 alternating
-#: runs each, docs/performance.md "Worker throughput"). A chunk is ~384 KB.
-_READ_AHEAD = 8
 _IDLE_PROBE_SECONDS = 10.0
 #: Wait after a poll that raised (the broker went away mid-call) before polling again.
 _POLL_BACKOFF_SECONDS = 1.0
@@ -359,28 +351,15 @@ class Worker:
         part.engine.reject_after(None if skew is None else int(time.time()) + skew)
         records: list[InsightRecord] = []
         # decoded in small chunks that go to the engine at once (still in the CPU cache);
-        # closed minutes are scored in one step for the whole poll. With read-ahead, the next
-        # chunk's JSON is read on the reader thread while this one is decoded and goes through
-        # the engine here (the first chunk of a poll is read here)
-        ranges = list(chunk_ranges(values))
-        ahead: dict[int, object | None] = {}
-        for number, (start, end) in enumerate(ranges):
+        # closed minutes are scored in one step for the whole poll
+        for start, end in chunk_ranges(values):
             failed: list[tuple[int, DecodeResult]] = []
             chunk = values[start:end]
-            prepared = ahead.pop(number, None)
-            if self.settings.read_ahead:
-                for later in range(number + 1, min(number + 1 + _READ_AHEAD, len(ranges))):
-                    if later not in ahead:
-                        ahead[later] = prepare_decode(values[slice(*ranges[later])])
-            # read-only calls without an error code are not built: the engine reads their
-            # time, account and Region from ``decoded.clock_only``
-            decoded = decode_many(chunk, failed=failed, prepared=prepared, clock_only=True)
+            decoded = decode_many(chunk, failed=failed)
             for index, result in failed:
                 message, value = messages[start + index], chunk[index]
                 self._dead_letter(message, value, result.rejections, whole=not result.events)
-            records.extend(
-                part.engine.process_many(decoded.events, drain=False, clock_only=decoded.clock_only)
-            )
+            records.extend(part.engine.process_many(decoded.events, drain=False))
         part.offset = messages[-1].offset + 1
         records.extend(part.engine.drain())
         future = part.engine.take_rejected()

@@ -275,8 +275,7 @@ def test_events_after_the_callers_bound_are_rejected_and_kept(
     after = [line for line in lines if parse_epoch_seconds(json.loads(line)["eventTime"]) > bound]
     engine = InsightEngine()
     engine.reject_after(bound)
-    decoded = decode_many(lines, clock_only=accelerated)
-    engine.process_many(decoded.events, clock_only=decoded.clock_only)
+    engine.process_many(decode_many(lines).events)
     rejected = engine.take_rejected()
     assert engine.stats.rejected["future_timestamp"] == len(after) > 1000
     assert sorted(e.event_id or "" for e in rejected) == sorted(

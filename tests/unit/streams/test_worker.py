@@ -74,17 +74,16 @@ class _Message:
         self.topic, self.partition, self.offset, self.value = "in", 0, offset, value
 
 
-@pytest.mark.parametrize("read_ahead", [True, False])
 def test_a_poll_spanning_several_decode_chunks_dead_letters_exactly_its_bad_messages(
-    offline_settings: Callable[..., WorkerSettings], read_ahead: bool
+    offline_settings: Callable[..., WorkerSettings],
 ) -> None:
     lines = list(render(generate(Scenario(days=2, reads_per_minute=2, anomaly_day=1))))[:900]
     bad = {3: b"not json", 400: b'{"eventTime": 5}', 899: b'{"eventName": "\xff"}'}
     values = [bad.get(i, line) for i, line in enumerate(lines)]
-    # a batch message among the records, read ahead like them
+    # a batch message among the records
     values[600] = b'{"Records":[' + values[600] + b"," + values[601] + b"]}"
     values[601] = b'{"Records":[]}'
-    worker = Worker(offline_settings(read_ahead=read_ahead))
+    worker = Worker(offline_settings())
     tp = TopicPartition("in", 0)
     part = Partition(tp=tp, engine=InsightEngine(worker.settings.detection), offset=1000)
     worker._parts[tp] = part
