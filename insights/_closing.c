@@ -20,21 +20,10 @@
 #include <math.h>
 #include <string.h>
 
-/* As in insights/baselines.py. */
-#define N_SLOTS 48
-#define N_SCALES 3
+/* The shape and the planes are in _native.h, the constants in native_model (set_model). */
 #define N_LONG (N_SCALES - 1)
 #define N_DAYTYPES 2
-static const long long scale_minutes[N_SCALES] = {1, 10, 60};
-#define PRIOR_COUNT 0.5
-#define PRIOR_MINUTES 60.0
-#define SLOT_PRIOR_MINUTES 120.0
-#define MAX_PHI 1e4
-#define SUSPECT_SCORE 4.0
-#define SUSPECT_WEIGHT 0.25
-/* Planes of the output (baselines._P_*): one row of n values each. */
-enum { P_DECAY = 0, P_MU = 1, P_MEAN = 2, P_PHI = 3, P_WINDOW = 6, P_LAM = 9, P_SCORE_PHI = 12,
-       P_PEAK0 = 15, N_PLANES = 16 };
+static const long long scale_minutes[N_SCALES] = NATIVE_SCALES;
 
 /* ------------------------------------------------------------------ numpy's arithmetic */
 /* (np_max and np_min are in _native.h) */
@@ -397,10 +386,11 @@ score_row(const NativeTable *t, long long row, double count, const Item *it, dou
         counts[s] = (double)t->counts[row * N_SLOTS + s];
     }
     double total = pairwise48(counts);
-    double mean = (total + PRIOR_COUNT * now) / (it->total + PRIOR_MINUTES * now);
+    const NativeModel *m = &native_model;
+    double mean = (total + m->prior_count * now) / (it->total + m->prior_minutes * now);
     int slot = slot_of(it->minute);
-    double mu = (counts[slot] + SLOT_PRIOR_MINUTES * now * mean) /
-                (it->slots[slot] + SLOT_PRIOR_MINUTES * now);
+    double mu = (counts[slot] + m->slot_prior_minutes * now * mean) /
+                (it->slots[slot] + m->slot_prior_minutes * now);
     for (int s = 0; s < N_SLOTS; s++) {
         double inv = it->slots[s] > 0 ? 1.0 / it->slots[s] : 0.0;
         weighted[s] = counts[s] * counts[s] * inv;
@@ -412,7 +402,7 @@ score_row(const NativeTable *t, long long row, double count, const Item *it, dou
         double buckets = np_max(np_max(it->total, 1.0) / scale, 1.0);
         double within = np_max(t->sq[row * N_SCALES + s] - between * scale, 0.0);
         phi[s] = (within / buckets) / np_max(scale * mean, 1e-9);
-        phi[s] = np_min(np_max(phi[s], 1.0), MAX_PHI);
+        phi[s] = np_min(np_max(phi[s], 1.0), m->max_phi);
     }
     long long last = t->last[row];
     PLANE(P_DECAY) = now;
@@ -569,10 +559,10 @@ native_learn_core(NativeTable *t, const long long *rows, const double *counts,
         double count = counts[i];
         double mu = planes[P_MU * n + i], phi = planes[P_PHI * n + i];
         double now = planes[P_DECAY * n + i];
-        double cap = ceil(mu + 3.0 * sqrt(phi * mu));
+        double cap = ceil(mu + native_model.winsor_sigma * sqrt(phi * mu));
         double clipped = np_min(count, cap);
-        double learn = scores[i * N_SCALES] >= SUSPECT_SCORE
-                           ? clipped + SUSPECT_WEIGHT * (count - clipped)
+        double learn = scores[i * N_SCALES] >= native_model.suspect_score
+                           ? clipped + native_model.suspect_weight * (count - clipped)
                            : count;
         if (guarded[i]) {
             learn = clipped;
@@ -602,6 +592,9 @@ native_learn_minutes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (nargs != 7) {
         return native_usage_error(
             "learn_minutes(table, rows, counts, scores, guarded, minute, planes)");
+    }
+    if (!native_loops_ready()) {
+        return NULL;
     }
     NativeTable t;
     memset(&t, 0, sizeof(t));

@@ -924,6 +924,8 @@ static PyMethodDef native_methods[] = {
      "Merge one minute's attribute values into the space-saving sketches."},
     {"merge_buffers", (PyCFunction)(void (*)(void))native_merge_buffers, METH_FASTCALL,
      "Merge the learned rows' entries of minute buffers into the sketches."},
+    {"set_model", (PyCFunction)(void (*)(void))native_set_model, METH_FASTCALL,
+     "Store the model's constants (insights.model.ModelParams.native_arguments())."},
     {"set_loops", (PyCFunction)(void (*)(void))native_set_loops, METH_FASTCALL,
      "Find the double loops of exp2, gammainc, betainc and log10; whether all were found."},
     {"tail_scores", (PyCFunction)(void (*)(void))native_tail_scores, METH_FASTCALL,
@@ -979,9 +981,14 @@ PyInit__native(void)
         }
     }
     PyObject *module = PyModule_Create(&native_module);
-    /* the calling convention of these functions: insights/native.py loads only its own */
-    if (module != NULL && PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0) {
+    /* the calling convention of these functions, and the baselines' shape it was compiled
+     * for: insights/native.py loads only its own */
+    static const long long scales[N_SCALES] = NATIVE_SCALES;
+    PyObject *shape = Py_BuildValue("((LLL)i)", scales[0], scales[1], scales[2], N_SLOTS);
+    if (module != NULL && (PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0 ||
+                           PyModule_AddObjectRef(module, "SHAPE", shape) < 0)) {
         Py_CLEAR(module);
     }
+    Py_XDECREF(shape);
     return module;
 }

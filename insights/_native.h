@@ -8,7 +8,26 @@
 #include <math.h>
 
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
-#define NATIVE_ABI 9
+#define NATIVE_ABI 10
+
+/* The baselines' shape: insights/model.py's default (insights/native.py checks that the model
+ * has it, else the module is not used). */
+#define N_SLOTS 48
+#define N_SCALES 3
+#define NATIVE_SCALES {1, 10, 60}
+/* Planes of a scoring step's output (baselines._P_*): one row of n values each. */
+enum { P_DECAY = 0, P_MU = 1, P_MEAN = 2, P_PHI = 3, P_WINDOW = 6, P_LAM = 9, P_SCORE_PHI = 12,
+       P_PEAK0 = 15, N_PLANES = 16 };
+
+/* The model's constants, as insights/model.py's ModelParams has them: set_model(...) stores
+ * them (insights/native.py calls it at import, before anything else runs). */
+typedef struct {
+    double prior_count, prior_minutes, slot_prior_minutes, max_phi, winsor_sigma, suspect_score,
+        suspect_weight, poisson_phi;
+    int ready;
+} NativeModel;
+extern NativeModel native_model;
+PyObject *native_set_model(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* numpy's maximum and minimum: a NaN operand wins (the C library's fmax/fmin drop it). */
 static inline double
@@ -67,7 +86,7 @@ typedef struct {
 } NativeLoop;
 enum { LOOP_EXP2, LOOP_GAMMAINC, LOOP_BETAINC, LOOP_LOG10, N_LOOPS };
 PyObject *native_set_loops(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-/* 1 when set_loops found every loop, else 0 with a RuntimeError. */
+/* 1 when set_loops found every loop and set_model was called, else 0 with a RuntimeError. */
 int native_loops_ready(void);
 /* ``ufunc(*arrays[:-1], out=arrays[-1])`` on ``n`` contiguous doubles each (in place allowed). */
 void native_loop_run(int which, double *const *arrays, Py_ssize_t n);

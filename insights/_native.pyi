@@ -2,7 +2,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 ABI: int
+SHAPE: tuple[tuple[int, ...], int]
 
+def set_model(
+    prior_count: float,
+    prior_minutes: float,
+    slot_prior_minutes: float,
+    max_phi: float,
+    winsor_sigma: float,
+    suspect_score: float,
+    suspect_weight: float,
+    poisson_phi: float,
+) -> None: ...
 def scan(
     events: list[Any],
     streams: dict[Any, Any],

@@ -2,7 +2,8 @@
  * Attribution sketches in C: AttributionTable.merge_minute and merge_buffers
  * (insights/attribution.py, which stays the reference).
  *
- * Each (row, attribute) has a space-saving sketch of N_SLOTS (value id, float32 weight) pairs.
+ * Each (row, attribute) has a space-saving sketch of SKETCH_SLOTS (value id, float32 weight)
+ * pairs.
  * A closed minute's entries are summed per (row, attribute, value) in entry order, then merged:
  * values already in a sketch first, then new values in key order, each replacing the lightest
  * slot. The float32 arithmetic is numpy's (tests compare the sketches bit for bit).
@@ -15,7 +16,7 @@
 #include <string.h>
 
 #define N_ATTRS 3
-#define N_SLOTS 5
+#define SKETCH_SLOTS 5 /* attribution.TOP_N */
 #define ROW_SHIFT 34
 #define ATTR_SHIFT 32
 #define RANK_MASK ((1ULL << ATTR_SHIFT) - 1)
@@ -43,7 +44,7 @@ entry_cmp(const void *a, const void *b)
 static int
 merge_matched(int *ids, float *weights, Py_ssize_t cell, int value, double sum)
 {
-    for (int slot = 0; slot < N_SLOTS; slot++) {
+    for (int slot = 0; slot < SKETCH_SLOTS; slot++) {
         if (ids[cell + slot] == value) {
             weights[cell + slot] = weights[cell + slot] + (float)sum;
             return 1;
@@ -58,7 +59,7 @@ static void
 merge_new(int *ids, float *weights, Py_ssize_t cell, int value, double sum)
 {
     int lightest = 0;
-    for (int slot = 1; slot < N_SLOTS; slot++) {
+    for (int slot = 1; slot < SKETCH_SLOTS; slot++) {
         if (weights[cell + slot] < weights[cell + lightest]) {
             lightest = slot;
         }
@@ -137,8 +138,8 @@ merge_sums(Py_buffer *ids, Py_buffer *weights, Entry *entries, Py_ssize_t distin
         long long row = (long long)(e->key >> ROW_SHIFT);
         long long attr = (long long)((e->key >> ATTR_SHIFT) & 0x3);
         long long value = (long long)(e->key & RANK_MASK);
-        e->cell = (Py_ssize_t)((row * N_ATTRS + attr) * N_SLOTS);
-        if (e->cell + N_SLOTS > cells) {
+        e->cell = (Py_ssize_t)((row * N_ATTRS + attr) * SKETCH_SLOTS);
+        if (e->cell + SKETCH_SLOTS > cells) {
             PyErr_SetString(PyExc_IndexError, "row beyond the table's capacity");
             return -1;
         }
@@ -175,10 +176,10 @@ get_table(PyObject *obj, Py_buffer *view, const char *format)
         return -1;
     }
     if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, format) != 0 ||
-        view->len % (4 * N_ATTRS * N_SLOTS) != 0) {
+        view->len % (4 * N_ATTRS * SKETCH_SLOTS) != 0) {
         PyBuffer_Release(view);
         PyErr_Format(PyExc_TypeError, "expected a C-contiguous (rows, %d, %d) array of '%s'",
-                     N_ATTRS, N_SLOTS, format);
+                     N_ATTRS, SKETCH_SLOTS, format);
         return -1;
     }
     return 0;

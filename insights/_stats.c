@@ -16,7 +16,28 @@
 #include <math.h>
 #include <string.h>
 
-#define POISSON_PHI (1.0 + 1e-6) /* stats._POISSON_PHI */
+NativeModel native_model;
+
+PyObject *
+native_set_model(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    double values[8];
+    if (nargs != 8) {
+        return native_usage_error("set_model(prior_count, prior_minutes, slot_prior_minutes, "
+                                  "max_phi, winsor_sigma, suspect_score, suspect_weight, "
+                                  "poisson_phi)");
+    }
+    for (int k = 0; k < 8; k++) {
+        values[k] = PyFloat_AsDouble(args[k]);
+        if (values[k] == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    native_model = (NativeModel){values[0], values[1], values[2], values[3], values[4],
+                                 values[5], values[6], values[7], 1};
+    Py_RETURN_NONE;
+}
 
 /* A 1-d or 2-d array of any strides, read as (rows, cols). */
 typedef struct {
@@ -131,6 +152,10 @@ native_set_loops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 int
 native_loops_ready(void)
 {
+    if (!native_model.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "set_model() has not been called");
+        return 0;
+    }
     for (int k = 0; k < N_LOOPS; k++) {
         if (loops[k].fn == NULL) {
             PyErr_SetString(PyExc_RuntimeError, "set_loops() has not found numpy's loops");
@@ -174,7 +199,7 @@ native_tail_core(const NativeGrid *x, const NativeGrid *lam, const NativeGrid *p
             }
             double lam_ij = np_max(AT(lam, double, i, j), 1e-12);
             double phi_ij = AT(phi, double, i, j);
-            if (phi_ij <= POISSON_PHI) {
+            if (phi_ij <= native_model.poisson_phi) {
                 WORK(W_POISSON_K, n_poisson) = k;
                 WORK(W_POISSON_LAM, n_poisson) = lam_ij;
                 positions[n_poisson++] = index;

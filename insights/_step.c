@@ -32,14 +32,6 @@
 
 enum { T_EMPTY, T_I64, T_F64, T_BOOL, T_COUNT };
 
-#define N_PLANES 16 /* baselines._PLANES */
-#define P_DECAY 0
-#define P_MU 1
-#define P_PHI 3
-#define P_WINDOW 6
-#define P_LAM 9
-#define P_SCORE_PHI 12
-#define N_SCALES 3
 
 typedef struct {
     long long row, count;

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from insights import native
+from insights import model, native
 
 __all__ = [
     "N_SLOTS",
@@ -44,24 +44,15 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Window scales in minutes (tumbling buckets aligned to the hour).
-SCALES: tuple[int, ...] = (1, 10, 60)
+#: Window scales in minutes and seasonal slots (the model's shape: :mod:`insights.model`; the
+#: other constants are read from :data:`insights.model.MODEL` where they are used).
+SCALES: tuple[int, ...] = model.MODEL.scales
 _SCALE_INDEX = np.arange(len(SCALES))
 _SCALES_F = np.array(SCALES, dtype=np.float64)
 _LONG_SCALES = np.array(SCALES[1:], dtype=np.int64)
-N_SLOTS = 48
-#: Prior pseudo-count and prior minutes of the overall rate (keeps a never-seen key's rate > 0).
-_PRIOR_COUNT = 0.5
-_PRIOR_MINUTES = 60.0
-#: Minutes of weight the overall rate carries inside a seasonal slot (shrinkage).
-_SLOT_PRIOR_MINUTES = 120.0
-_MAX_PHI = 1e4
+N_SLOTS = model.MODEL.n_slots
 #: Rescale forward-decay sums before weights exceed 2**_RESCALE_EXPONENT.
 _RESCALE_EXPONENT = 40.0
-#: Minutes scoring at least this (1 in 10,000) are learned winsorized: the excess over the
-#: 3-sigma cap counts only SUSPECT_WEIGHT, so a burst's first minute cannot hide its second.
-SUSPECT_SCORE = 4.0
-SUSPECT_WEIGHT = 0.25
 #: Rows of the (planes, rows) output of the C accelerator's score_minutes (``_closing.c``):
 #: one plane each for decay, mu, mean rate and the minute-scale peak decay, three (one per
 #: scale) for phi, window, lam and the phi each scale is scored with.
@@ -413,12 +404,13 @@ class BaselineTable:
         total = counts.sum(axis=1)
         # priors are in minutes *now*, i.e. in the same forward-decay units as the sums
         now = clock.decay
-        mean_rate = (total + _PRIOR_COUNT * now) / (clock.total + _PRIOR_MINUTES * now)
+        m = model.MODEL
+        mean_rate = (total + m.prior_count * now) / (clock.total + m.prior_minutes * now)
         slot = clock.slot
         index = np.arange(rows.shape[0])
         slot_exposure = clock.slots[index, slot]
-        mu = (counts[index, slot] + _SLOT_PRIOR_MINUTES * now * mean_rate) / (
-            slot_exposure + _SLOT_PRIOR_MINUTES * now
+        mu = (counts[index, slot] + m.slot_prior_minutes * now * mean_rate) / (
+            slot_exposure + m.slot_prior_minutes * now
         )
         observed = clock.slots > 0
         inv = np.where(observed, 1.0 / np.where(observed, clock.slots, 1.0), 0.0)
@@ -429,7 +421,7 @@ class BaselineTable:
         buckets = np.maximum(np.maximum(clock.total, 1.0)[:, None] / scales, 1.0)
         within = np.maximum(self.sq[rows] - between[:, None] * scales, 0.0)
         phi = (within / buckets) / np.maximum(scales * mean_rate[:, None], 1e-9)
-        np.minimum(np.maximum(phi, 1.0, out=phi), _MAX_PHI, out=phi)
+        np.minimum(np.maximum(phi, 1.0, out=phi), m.max_phi, out=phi)
         return Expectation(mu=mu, mean_rate=mean_rate, phi=phi)
 
     def learn(
@@ -528,12 +520,13 @@ class BaselineTable:
     ) -> None:
         """Learn the minute :meth:`score_minutes` scored (nothing may change the table between).
 
-        The moments learn a winsorized count: capped at the baseline's 3-sigma bound for
-        ``guarded`` rows (in or starting an insight, so a burst does not poison the baseline it
-        is measured against), the excess over the cap at :data:`SUSPECT_WEIGHT` for minutes whose
-        minute-scale score (column 0 of ``scores``) reaches :data:`SUSPECT_SCORE`, the raw count
-        otherwise. The peaks learn the raw count, insight minutes included: a job that repeats at
-        the same size (or a deploy burst) fires once, not every run.
+        The moments learn a winsorized count: capped at the baseline's ``winsor_sigma`` bound
+        (:mod:`insights.model`) for ``guarded`` rows (in or starting an insight, so a burst does
+        not poison the baseline it is measured against), the excess over the cap at
+        ``suspect_weight`` for minutes whose minute-scale score (column 0 of ``scores``) reaches
+        ``suspect_score``, the raw count otherwise. The peaks learn the raw count, insight
+        minutes included: a job that repeats at the same size (or a deploy burst) fires once,
+        not every run.
         """
         if scored.planes is not None:
             fast = native.module
@@ -542,9 +535,10 @@ class BaselineTable:
             return
         assert scored.clock is not None
         expected = scored.expected
-        cap = np.ceil(expected.mu + 3.0 * np.sqrt(expected.phi[:, 0] * expected.mu))
+        m = model.MODEL
+        cap = np.ceil(expected.mu + m.winsor_sigma * np.sqrt(expected.phi[:, 0] * expected.mu))
         clipped = np.minimum(counts, cap)
-        suspect = scores[:, 0] >= SUSPECT_SCORE
-        learn = np.where(suspect, clipped + SUSPECT_WEIGHT * (counts - clipped), counts)
+        suspect = scores[:, 0] >= m.suspect_score
+        learn = np.where(suspect, clipped + m.suspect_weight * (counts - clipped), counts)
         learn = np.where(guarded, clipped, learn)
         self.learn(rows, learn, scored.clock, counts)

@@ -18,7 +18,9 @@ its band as well; or the insight reached ``max_insight_minutes``.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -99,6 +101,46 @@ class OpenInsight:
     quiet_run: int = 0
     ew_rate: float = 0.0
     end_quiet_needed: int = 3
+
+    def to_state(self) -> dict[str, Any]:
+        """The open insight as snapshot data (its key is the row's; :meth:`from_state`)."""
+        return {
+            "row": self.row,
+            "start_minute": self.start_minute,
+            "scale": self.scale,
+            "score": self.score,
+            "baseline_average": self.baseline_average,
+            "baseline_duration": self.baseline_duration,
+            "baseline_attributions": [[list(p) for p in a] for a in self.baseline_attributions],
+            "counts": self.counts,
+            "attribution": [dict(c) for c in self.attribution.counters],
+            "last_above": self.last_above,
+            "quiet_run": self.quiet_run,
+            "ew_rate": self.ew_rate,
+            "end_quiet_needed": self.end_quiet_needed,
+        }
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any], key: InsightKey) -> OpenInsight:
+        """The open insight :meth:`to_state` saved, for ``key``."""
+        return cls(
+            key=key,
+            row=d["row"],
+            start_minute=d["start_minute"],
+            scale=d["scale"],
+            score=d["score"],
+            baseline_average=d["baseline_average"],
+            baseline_duration=d["baseline_duration"],
+            baseline_attributions=tuple(
+                tuple((str(v), float(a)) for v, a in attr) for attr in d["baseline_attributions"]
+            ),
+            counts=list(d["counts"]),
+            attribution=InsightAttribution([Counter(c) for c in d["attribution"]]),
+            last_above=d["last_above"],
+            quiet_run=d["quiet_run"],
+            ew_rate=d["ew_rate"],
+            end_quiet_needed=d["end_quiet_needed"],
+        )
 
     def observe(self, minute: int, count: int, mu: float, phi1: float, phi_w: float) -> bool:
         """Account one closed minute; return True when the insight should end."""

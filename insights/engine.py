@@ -11,12 +11,12 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from insights import native
+from insights import native, state
 from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
 from insights.baselines import (
     _RESCALE_EXPONENT,
@@ -27,8 +27,10 @@ from insights.baselines import (
     ScoredMinutes,
     StreamExposure,
 )
+from insights.codec import pack_array, unpack_array
 from insights.config import EngineConfig
 from insights.detectors import OpenInsight, start_decisions
+from insights.errors import StateDecodeError
 from insights.events import CloudTrailEvent, RejectReason, is_read_only
 from insights.records import InsightKey, InsightRecord
 from insights.stats import nb_tail_score
@@ -108,6 +110,20 @@ class EngineStats:
             "insights_started": dict(self.insights_started),
             "insights_ended": dict(self.insights_ended),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EngineStats:
+        """The counters :meth:`as_dict` gave."""
+        return cls(
+            events=d["events"],
+            analysed=d["analysed"],
+            not_analysed=d["not_analysed"],
+            duplicates=d["duplicates"],
+            late=d["late"],
+            rejected=Counter(d["rejected"]),
+            insights_started=Counter(d["insights_started"]),
+            insights_ended=Counter(d["insights_ended"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1005,18 +1021,61 @@ class InsightEngine:
     # ------------------------------------------------------------------ snapshots
     def save_state(self) -> bytes:
         """Versioned snapshot of the whole engine (see :mod:`insights.state`)."""
-        from insights.state import dump_engine
-
-        return dump_engine(self)
+        return state.dump_engine(self.config, self.to_state())
 
     @classmethod
     def from_state(cls, data: bytes, config: EngineConfig | None = None) -> InsightEngine:
         """Engine restored from :meth:`save_state` output, under the same config."""
-        from insights.state import load_engine
-
         engine = cls(config)
-        load_engine(engine, data)
+        parts = state.load_engine(engine.config, data)
+        try:
+            engine._load_parts(parts)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateDecodeError(f"corrupt engine snapshot: {exc}") from exc
         return engine
+
+    def to_state(self) -> dict[str, Any]:
+        """The engine's parts as snapshot data (each part's own ``to_state``)."""
+        size = self._table.size
+        return {
+            "table": {k: pack_array(v) for k, v in self._table.arrays().items()},
+            "attr_ids": pack_array(self._attrs.ids[:size]),
+            "attr_weights": pack_array(self._attrs.weights[:size]),
+            "names": self._names.values(),
+            "keys": [list(k.as_tuple()) for k in self._keys],
+            "streams": [s.to_state() for s in self._streams.values()],
+            "open": [o.to_state() for o in self._open.values()],
+            "ended": [[row, minute] for row, minute in self._ended.items()],
+            "dedupe": self._dedupe.to_state(),
+            "stats": self.stats.as_dict(),
+        }
+
+    def _load_parts(self, doc: dict[str, Any]) -> None:
+        """Take the parts :meth:`to_state` saved (into a freshly constructed engine)."""
+        self._table.load_arrays({k: unpack_array(v) for k, v in doc["table"].items()})
+        size = self._table.size
+        self._attrs.ensure(max(size, 1))
+        self._attrs.ids[:size] = unpack_array(doc["attr_ids"])
+        self._attrs.weights[:size] = unpack_array(doc["attr_weights"])
+        self._names = Interner(list(doc["names"]))
+        self._keys = [InsightKey(*k) for k in doc["keys"]]
+        self._rows = {k.as_tuple(): i for i, k in enumerate(self._keys)}
+        half_life = self.config.baseline_half_life_minutes
+        streams = [StreamState.from_state(s, half_life) for s in doc["streams"]]
+        self._streams = {(s.account, s.region): s for s in streams}
+        self._holding = {s for s in streams if s.held}
+        # minutes closed but not yet scored when the snapshot was taken (drain=False)
+        self._due = {(s.account, s.region): s for s in streams if s.next_close < s.closed_until}
+        self._row_stream = [streams[0]] * len(self._keys) if streams else []
+        for s in streams:
+            for row in s.rows:
+                self._row_stream[row] = s
+        self._open = {
+            d["row"]: OpenInsight.from_state(d, self._keys[d["row"]]) for d in doc["open"]
+        }
+        self._ended = {int(row): int(minute) for row, minute in doc["ended"]}
+        self._dedupe.load_state(doc["dedupe"])
+        self.stats = EngineStats.from_dict(doc["stats"])
 
     # ------------------------------------------------------------------ introspection
     @property

@@ -31,7 +31,7 @@ import os
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 9
+ABI = 10
 
 #: The C code calls numpy's ufunc loops by their internals, so it runs only with the
 #: (major, minor) releases it was checked against (``make test`` on the lock file and
@@ -108,6 +108,22 @@ if _native is not None:
             np.__version__,
         )
         _native = None  # type: ignore[assignment]
+
+if _native is not None:
+    # the model's constants come from Python; the C code is compiled for one shape
+    from insights.model import MODEL
+
+    if (MODEL.scales, MODEL.n_slots) != _native.SHAPE:
+        logging.getLogger(__name__).warning(
+            "insights._native is compiled for scales %s and %s slots, the model has %s and %s: "
+            "not used",
+            *_native.SHAPE,
+            MODEL.scales,
+            MODEL.n_slots,
+        )
+        _native = None  # type: ignore[assignment]
+    else:
+        _native.set_model(*MODEL.native_arguments())
 
 #: The compiled module, or None (the pure-Python code).
 module = _native

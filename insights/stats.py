@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from insights import native
+from insights import model, native
 
 __all__ = ["MAX_SCORE", "decay_weight", "nb_tail_score"]
 
@@ -21,7 +21,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: Upper bound of a score (a tail probability below 1e-300 is reported as 1e-300).
 MAX_SCORE = 300.0
-_POISSON_PHI = 1.0 + 1e-6
 
 
 def nb_tail_score(
@@ -67,7 +66,7 @@ def nb_tail_score(
     if not np.count_nonzero(todo):
         return out
     k, lam, phi = k[todo], np.maximum(lam[todo], 1e-12), phi[todo]
-    poisson = phi <= _POISSON_PHI
+    poisson = phi <= model.MODEL.poisson_phi
     tail = np.empty(k.shape, dtype=np.float64)
     with np.errstate(all="ignore"):
         if np.count_nonzero(poisson):

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from insights.baselines import StreamExposure
+from insights.codec import pack_array, unpack_array
 from insights.events import CloudTrailEvent
 
 __all__ = ["AttrKey", "DedupeWindow", "MinuteBuffer", "StreamState"]
@@ -56,6 +60,50 @@ class StreamState:
     def __post_init__(self) -> None:
         if self.next_close < 0:
             self.next_close = self.closed_until
+
+    def to_state(self) -> dict[str, Any]:
+        """The stream as snapshot data (:meth:`from_state` reads it back)."""
+        exposure = self.exposure
+        assert exposure.slots is not None
+        return {
+            "account": self.account,
+            "region": self.region,
+            "exposure": [exposure.ref_minute, exposure.total, pack_array(exposure.slots)],
+            "first_minute": self.first_minute,
+            "max_seen": self.max_seen,
+            "closed_until": self.closed_until,
+            "next_close": self.next_close,
+            "rows": self.rows,
+            "pending": {str(m): _buffer_state(b) for m, b in self.pending.items()},
+            "recent": {str(m): _buffer_state(b) for m, b in self.recent.items()},
+            "held": [[sec, msgspec.json.encode(ev)] for sec, ev in self.held],
+            "held_since": [self.held_clock, self.held_reference],
+            "open_rows": sorted(self.open_rows),
+        }
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any], half_life: float) -> StreamState:
+        """The stream :meth:`to_state` saved, its exposure decaying with ``half_life``."""
+        ref, total, slots = d["exposure"]
+        held_since = d.get("held_since", (0, 0))
+        return cls(
+            account=d["account"],
+            region=d["region"],
+            exposure=StreamExposure(int(ref), half_life, float(total), unpack_array(slots)),
+            first_minute=d["first_minute"],
+            max_seen=d["max_seen"],
+            closed_until=d["closed_until"],
+            next_close=d.get("next_close", -1),
+            rows=list(d["rows"]),
+            pending={int(m): _buffer_of(b) for m, b in d["pending"].items()},
+            recent={m: _buffer_of(d["recent"][str(m)]) for m in sorted(map(int, d["recent"]))},
+            held=[
+                (int(sec), msgspec.json.decode(raw, type=CloudTrailEvent)) for sec, raw in d["held"]
+            ],
+            held_clock=int(held_since[0]),
+            held_reference=int(held_since[1]),
+            open_rows=set(d["open_rows"]),
+        )
 
     def remember(self, minute: int, buffer: MinuteBuffer, lookback: int) -> None:
         """Keep a closed minute's buffer for attribution look-back; drop old ones."""
@@ -147,3 +195,11 @@ class DedupeWindow:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+def _buffer_state(b: MinuteBuffer) -> list[list[Any]]:
+    return [[row, p, a, e, c] for (row, p, a, e), c in b.items()]
+
+
+def _buffer_of(items: list[list[Any]]) -> MinuteBuffer:
+    return {(int(r), str(p), str(a), str(e)): int(c) for r, p, a, e, c in items}

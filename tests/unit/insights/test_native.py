@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import random
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from itertools import cycle
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -27,6 +28,7 @@ from insights import (
     EngineConfig,
     InsightEngine,
     decode_many,
+    model,
     native,
 )
 from insights.attribution import AttributionTable, Interner
@@ -582,6 +584,68 @@ def _closing_steps(seed: int, big: bool) -> list[bytes]:
 def test_closing_steps_are_bit_identical_with_and_without_the_accelerator(seed: int) -> None:
     fast, pure = both(lambda: _closing_steps(seed, big=False))
     assert fast == pure
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"winsor_sigma": 4.0},
+        {"suspect_score": 2.5, "suspect_weight": 0.5},
+        {"prior_count": 2.0, "slot_prior_minutes": 30.0},
+        {"max_phi": 3.0},
+        {"poisson_phi": 1.5},
+    ],
+)
+def test_a_model_changed_in_python_changes_both_paths_alike(
+    change: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The docs' "change the model" example: editing insights/model.py alone moves the C code
+    too (it takes the constants from Python), so the paths stay bit-identical."""
+    assert BUILT is not None
+
+    def outputs() -> list[bytes]:
+        rng = np.random.default_rng(3)
+        x = np.floor(rng.random((50, 3)) * 20.0)
+        lam = rng.random((50, 3)) * 5.0
+        phi = 1.0 + rng.random((50, 3)) * 0.8  # around the Poisson bound
+        return [*_closing_steps(7, big=False), _score_bytes(x, lam, phi, x >= 0)]
+
+    before = outputs()
+    changed = dataclasses.replace(model.MODEL, **change)
+    monkeypatch.setattr(model, "MODEL", changed)
+    BUILT.set_model(*changed.native_arguments())
+    try:
+        fast, pure = both(outputs)
+    finally:
+        BUILT.set_model(*model.ModelParams().native_arguments())
+    assert fast == pure
+    assert fast != before
+
+
+def test_the_model_arguments_are_in_the_order_c_reads_them() -> None:
+    names = [f.name for f in dataclasses.fields(model.ModelParams)][2:]
+    assert names == [
+        "prior_count",
+        "prior_minutes",
+        "slot_prior_minutes",
+        "max_phi",
+        "winsor_sigma",
+        "suspect_score",
+        "suspect_weight",
+        "poisson_phi",
+    ]
+    assert BUILT is not None
+    assert (model.MODEL.scales, model.MODEL.n_slots) == BUILT.SHAPE
+    with pytest.raises(TypeError, match="expected set_model"):
+        BUILT.set_model(1.0)  # type: ignore[call-arg]
+
+
+def test_a_model_of_another_shape_runs_pure_python(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(model, "MODEL", model.ModelParams(scales=(1, 10, 30, 60)))
+    assert BUILT is not None
+    assert "compiled for scales" in _loaded_instead(BUILT, monkeypatch, caplog)
 
 
 def test_large_closing_steps_are_bit_identical_with_and_without_the_accelerator() -> None:

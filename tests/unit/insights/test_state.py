@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from insights import EngineConfig, InsightEngine, Sensitivity, StateDecodeError
+from insights import EngineConfig, InsightEngine, Sensitivity, StateDecodeError, model
 from tests.factory import burst_after_a_day, run
 
 
@@ -28,6 +29,20 @@ def test_other_settings_are_refused() -> None:
     blob = InsightEngine(EngineConfig()).save_state()
     with pytest.raises(StateDecodeError, match="different detection settings"):
         InsightEngine.from_state(blob, EngineConfig(sensitivity=Sensitivity.HIGH))
+
+
+def test_a_snapshot_of_another_model_shape_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    blob = InsightEngine(EngineConfig()).save_state()
+    assert InsightEngine.from_state(blob).stats.events == 0  # the same shape loads
+    monkeypatch.setattr(model, "MODEL", model.ModelParams(scales=(1, 10, 30, 60)))
+    with pytest.raises(StateDecodeError, match="another model shape"):
+        InsightEngine.from_state(blob)
+
+
+def test_a_snapshot_from_before_the_shape_was_recorded_has_the_default_one() -> None:
+    doc = msgspec.msgpack.decode(InsightEngine(EngineConfig()).save_state())
+    del doc["shape"]
+    assert InsightEngine.from_state(msgspec.msgpack.encode(doc)).stats.events == 0
 
 
 @pytest.mark.parametrize("blob", [b"", b"garbage", b"\x81\xa6format\xa3bad"])
