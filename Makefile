@@ -11,7 +11,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 
 venv: $(STAMP)
 
-$(STAMP): $(LOCK) pyproject.toml setup.py $(wildcard insights/_*.c insights/_*.h)
+$(STAMP): $(LOCK) pyproject.toml setup.py $(wildcard insights/csrc/*.c insights/csrc/*.h)
 	$(PY) -m venv $(VENV)
 	$(PIP) install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .

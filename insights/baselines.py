@@ -53,7 +53,7 @@ _LONG_SCALES = np.array(SCALES[1:], dtype=np.int64)
 N_SLOTS = model.MODEL.n_slots
 #: Rescale forward-decay sums before weights exceed 2**_RESCALE_EXPONENT.
 _RESCALE_EXPONENT = 40.0
-#: Rows of the (planes, rows) output of the C accelerator's score_minutes (``_closing.c``):
+#: Rows of the (planes, rows) output of the C accelerator's score_minutes (``csrc/closing.c``):
 #: one plane each for decay, mu, mean rate and the minute-scale peak decay, three (one per
 #: scale) for phi, window, lam and the phi each scale is scored with.
 _P_DECAY, _P_MU, _P_MEAN, _P_PHI, _P_WINDOW = 0, 1, 2, 3, 6

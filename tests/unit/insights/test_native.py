@@ -1,4 +1,4 @@
-"""The C accelerator (insights/_native.c) gives exactly what the pure-Python loops give."""
+"""The C accelerator (insights/csrc/) gives exactly what the pure-Python loops give."""
 
 from __future__ import annotations
 

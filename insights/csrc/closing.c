@@ -15,7 +15,7 @@
  *                 needed) -> None   (then accounts each exposure's minute)
  *   learn_minutes(table, rows, counts, scores, guarded, minute, planes) -> None
  */
-#include "_native.h"
+#include "native.h"
 
 #include <math.h>
 #include <string.h>

@@ -16,7 +16,7 @@
  *   close_step(...), next_batch(...): a closing step, a round of the drain (_step.c)
  *   strict_seconds(text) -> int   (-1 when the text is not the strict form)
  */
-#include "_native.h"
+#include "native.h"
 #include <stddef.h>
 #include <structmember.h>
 

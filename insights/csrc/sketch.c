@@ -11,7 +11,7 @@
  *   merge_minute(ids, weights, rows, ranks, weighted, value_ids) -> None
  *   merge_buffers(ids, weights, buffers, row_weights, intern) -> None
  */
-#include "_native.h"
+#include "native.h"
 
 #include <string.h>
 

@@ -25,7 +25,7 @@
  * those with none), empty minutes before it accounted to the stream's exposure in pieces of
  * ``gap_piece`` minutes, ``rebase(stream, minute)`` called first where the exposure is due.
  */
-#include "_native.h"
+#include "native.h"
 
 #include <stdlib.h>
 #include <string.h>

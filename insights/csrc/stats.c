@@ -11,7 +11,7 @@
  *   set_loops(exp2, gammainc, betainc, log10) -> bool   (whether their loops were found)
  *   tail_scores(x, lam, phi, where, out, work) -> None
  */
-#include "_native.h"
+#include "native.h"
 
 #include <math.h>
 #include <string.h>
