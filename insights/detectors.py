@@ -26,10 +26,12 @@ import numpy as np
 import numpy.typing as npt
 
 from insights.attribution import ATTRIBUTES, InsightAttribution
-from insights.config import Thresholds
-from insights.records import AttributionEntry, InsightKey
+from insights.baselines import SCALES
+from insights.config import EngineConfig, Thresholds
+from insights.records import AttributionEntry, InsightKey, InsightRecord
+from insights.windows import MinuteBuffer, StreamState
 
-__all__ = ["OpenInsight", "StartDecision", "start_decisions"]
+__all__ = ["OpenInsight", "OpenInsights", "Seen", "StartDecision", "start_decisions"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -178,3 +180,143 @@ class OpenInsight:
             )
             for index, name in enumerate(ATTRIBUTES)
         )
+
+
+#: (row, count, expectation, dispersion per scale) of an open insight's row in a closed minute.
+Seen = tuple[int, int, float, tuple[float, float, float]]
+
+
+class OpenInsights:
+    """The insights between their Start and their End, and the minute each key's last one
+    ended: the Start and End records are made here (the engine counts them)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.open: dict[int, OpenInsight] = {}
+        #: row -> the End minute of its last insight (a new Start never reaches back into it)
+        self.ended: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def start(
+        self,
+        stream: StreamState,
+        key: InsightKey,
+        row: int,
+        minute: int,
+        buffer: MinuteBuffer,
+        scale_index: int,
+        score: float,
+        mu: float,
+        mean_rate: float,
+        baseline_attributions: tuple[tuple[tuple[str, float], ...], ...],
+    ) -> InsightRecord:
+        """Open an insight on ``row`` whose Start rule passed in ``minute``; its Start record."""
+        scale = SCALES[scale_index]
+        bucket_start = minute - minute % scale
+        detail = stream.row_minutes(row, bucket_start, minute, (minute, buffer))
+        per_minute = {m: sum(c for *_, c in items) for m, items in detail.items()}
+        # the first minute of the burst itself, never inside the key's previous insight (its
+        # End covers those minutes) and never an empty minute before the calls resume
+        floor = min(self.ended.get(row, bucket_start), minute)
+        busy = sorted(m for m, c in per_minute.items() if c > 0 and m >= floor)
+        onset = next((m for m in busy if per_minute[m] > mu), busy[0] if busy else minute)
+        insight = OpenInsight(
+            key=key,
+            row=row,
+            start_minute=onset,
+            scale=scale,
+            score=score,
+            baseline_average=mean_rate,
+            baseline_duration=round(stream.exposure.effective_minutes(minute)),
+            baseline_attributions=baseline_attributions,
+            counts=[per_minute.get(m, 0) for m in range(onset, minute + 1)],
+            attribution=InsightAttribution(),
+            last_above=minute,
+            end_quiet_needed=self.config.end_quiet_minutes,
+        )
+        for m in range(onset, minute + 1):
+            for principal, agent, error, count in detail.get(m, ()):
+                insight.attribution.add(principal, agent, error, count)
+        insight.ew_rate = sum(insight.counts) / len(insight.counts)
+        self.open[row] = insight
+        stream.open_rows.add(row)
+        duration = minute + 1 - onset
+        return InsightRecord(
+            key=insight.key,
+            state="Start",
+            start_minute=onset,
+            event_minute=onset,
+            baseline_average=mean_rate,
+            insight_average=sum(insight.counts) / duration,
+            insight_duration=duration,
+            baseline_duration=insight.baseline_duration,
+            attributions=insight.attributions(duration),
+            detection_minute=minute + 1,
+            score=score,
+            extra=self._extra(scale, mu, "Start"),
+        )
+
+    def observe(
+        self, stream: StreamState, minute: int, buffer: MinuteBuffer, seen: list[Seen]
+    ) -> list[InsightRecord]:
+        """Feed a closed minute to ``stream``'s open insights (``seen``: each one's row, in row
+        order); the End records of those that end."""
+        for (row, principal, agent, error), count in buffer.items():
+            insight = self.open.get(row)
+            if insight is not None:
+                insight.attribution.add(principal, agent, error, count)
+        records: list[InsightRecord] = []
+        for row, count, mu, phi in seen:
+            insight = self.open[row]
+            ends = insight.observe(minute, count, mu, phi[0], phi[SCALES.index(insight.scale)])
+            too_long = minute + 1 - insight.start_minute >= self.config.max_insight_minutes
+            if ends or too_long:
+                reason = "max_duration" if too_long and not ends else "back_to_baseline"
+                records.append(self.end(stream, insight, minute, mu, reason))
+        return records
+
+    def end(
+        self, stream: StreamState, insight: OpenInsight, minute: int, mu: float, reason: str
+    ) -> InsightRecord:
+        """Close ``insight`` after ``minute``; its End record."""
+        del self.open[insight.row]
+        stream.open_rows.discard(insight.row)
+        end = insight.end_minute if reason != "max_duration" else minute + 1
+        self.ended[insight.row] = end
+        duration = max(end - insight.start_minute, 1)
+        return InsightRecord(
+            key=insight.key,
+            state="End",
+            start_minute=insight.start_minute,
+            event_minute=end,
+            baseline_average=insight.baseline_average,
+            insight_average=insight.insight_average(end),
+            insight_duration=duration,
+            baseline_duration=insight.baseline_duration,
+            attributions=insight.attributions(duration),
+            detection_minute=minute + 1,
+            score=insight.score,
+            extra=self._extra(insight.scale, mu, reason),
+        )
+
+    def _extra(self, scale: int, mu: float, reason: str) -> tuple[tuple[str, object], ...]:
+        return (
+            ("scaleMinutes", scale),
+            ("expectedPerMinute", round(mu, 6)),
+            ("sensitivity", self.config.sensitivity.value),
+            ("reason", reason),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        """The open insights and the End minutes as snapshot data (:meth:`load_state`)."""
+        return {
+            "open": [o.to_state() for o in self.open.values()],
+            "ended": [[row, minute] for row, minute in self.ended.items()],
+        }
+
+    def load_state(self, doc: dict[str, Any], keys: list[InsightKey]) -> None:
+        """Take what :meth:`to_state` saved; ``keys`` are the engine's, by row."""
+        self.open = {d["row"]: OpenInsight.from_state(d, keys[d["row"]]) for d in doc["open"]}
+        self.ended = {int(row): int(minute) for row, minute in doc["ended"]}

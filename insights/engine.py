@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from insights import native, state
-from insights.attribution import ATTRIBUTES, AttributionTable, InsightAttribution, Interner
+from insights.attribution import ATTRIBUTES, AttributionTable, Interner
 from insights.baselines import (
     _RESCALE_EXPONENT,
     SCALES,
@@ -29,7 +29,7 @@ from insights.baselines import (
 )
 from insights.codec import pack_array, unpack_array
 from insights.config import EngineConfig
-from insights.detectors import OpenInsight, start_decisions
+from insights.detectors import OpenInsight, OpenInsights, Seen, start_decisions
 from insights.errors import StateDecodeError
 from insights.events import CloudTrailEvent, RejectReason, is_read_only
 from insights.records import InsightKey, InsightRecord
@@ -175,10 +175,9 @@ class InsightEngine:
         self._keys: list[InsightKey] = []
         self._row_stream: list[StreamState] = []
         self._streams: dict[tuple[str, str], StreamState] = {}
-        self._open: dict[int, OpenInsight] = {}
+        self._insights = OpenInsights(cfg)
         self._dedupe = DedupeWindow(cfg.dedupe_window_minutes, cfg.dedupe_max_ids)
         self._routes: dict[RouteKey, tuple[int, ...]] = {}
-        self._ended: dict[int, int] = {}
         self._due: dict[tuple[str, str], StreamState] = {}
         self._undrained = 0
         #: streams holding events (see :meth:`_hold`); a lower bound of the newest stream clock
@@ -769,9 +768,10 @@ class InsightEngine:
         thresholds = self._thresholds
         expected = scored.expected
         window, lam = scored.window, scored.lam
+        open_rows = self._insights.open
         is_open = (
-            np.array([r in self._open for r in rows.tolist()], dtype=bool)
-            if self._open
+            np.array([r in open_rows for r in rows.tolist()], dtype=bool)
+            if open_rows
             else np.zeros(len(rows), dtype=bool)
         )
         # most minutes have no score near the Start threshold: then the peaks are not needed
@@ -847,59 +847,21 @@ class InsightEngine:
         mu: float,
         mean_rate: float,
     ) -> InsightRecord:
-        scale = SCALES[scale_index]
-        bucket_start = minute - minute % scale
-        detail = stream.row_minutes(row, bucket_start, minute, (minute, buffer))
-        per_minute = {m: sum(c for *_, c in items) for m, items in detail.items()}
-        # the first minute of the burst itself, never inside the key's previous insight (its
-        # End covers those minutes) and never an empty minute before the calls resume
-        floor = min(self._ended.get(row, bucket_start), minute)
-        busy = sorted(m for m, c in per_minute.items() if c > 0 and m >= floor)
-        onset = next((m for m in busy if per_minute[m] > mu), busy[0] if busy else minute)
-        insight = OpenInsight(
-            key=self._keys[row],
-            row=row,
-            start_minute=onset,
-            scale=scale,
-            score=score,
-            baseline_average=mean_rate,
-            baseline_duration=round(stream.exposure.effective_minutes(minute)),
-            baseline_attributions=self._baseline_attributions(row, stream.exposure),
-            counts=[per_minute.get(m, 0) for m in range(onset, minute + 1)],
-            attribution=InsightAttribution(),
-            last_above=minute,
-            end_quiet_needed=self.config.end_quiet_minutes,
+        attributions = self._baseline_attributions(row, stream.exposure)
+        record = self._insights.start(
+            stream,
+            self._keys[row],
+            row,
+            minute,
+            buffer,
+            scale_index,
+            score,
+            mu,
+            mean_rate,
+            attributions,
         )
-        for m in range(onset, minute + 1):
-            for principal, agent, error, count in detail.get(m, ()):
-                insight.attribution.add(principal, agent, error, count)
-        insight.ew_rate = sum(insight.counts) / len(insight.counts)
-        self._open[row] = insight
-        stream.open_rows.add(row)
-        self.stats.insights_started[insight.key.insight_type] += 1
-        duration = minute + 1 - onset
-        return InsightRecord(
-            key=insight.key,
-            state="Start",
-            start_minute=onset,
-            event_minute=onset,
-            baseline_average=mean_rate,
-            insight_average=sum(insight.counts) / duration,
-            insight_duration=duration,
-            baseline_duration=insight.baseline_duration,
-            attributions=insight.attributions(duration),
-            detection_minute=minute + 1,
-            score=score,
-            extra=self._extra(scale, mu, "Start"),
-        )
-
-    def _extra(self, scale: int, mu: float, reason: str) -> tuple[tuple[str, object], ...]:
-        return (
-            ("scaleMinutes", scale),
-            ("expectedPerMinute", round(mu, 6)),
-            ("sensitivity", self.config.sensitivity.value),
-            ("reason", reason),
-        )
+        self.stats.insights_started[record.key.insight_type] += 1
+        return record
 
     def _observe_open(
         self,
@@ -949,51 +911,19 @@ class InsightEngine:
         return records
 
     def _observe(
-        self,
-        stream: StreamState,
-        minute: int,
-        buffer: MinuteBuffer,
-        seen: list[tuple[int, int, float, tuple[float, float, float]]],
+        self, stream: StreamState, minute: int, buffer: MinuteBuffer, seen: list[Seen]
     ) -> list[InsightRecord]:
-        """Feed the minute to ``stream``'s open insights: ``seen`` holds (row, count, mu, phi per
-        scale) of each, in row order."""
-        for (row, principal, agent, error), count in buffer.items():
-            insight = self._open.get(row)
-            if insight is not None:
-                insight.attribution.add(principal, agent, error, count)
-        records: list[InsightRecord] = []
-        for row, count, mu, phi in seen:
-            insight = self._open[row]
-            ends = insight.observe(minute, count, mu, phi[0], phi[SCALES.index(insight.scale)])
-            too_long = minute + 1 - insight.start_minute >= self.config.max_insight_minutes
-            if ends or too_long:
-                reason = "max_duration" if too_long and not ends else "back_to_baseline"
-                records.append(self._end(stream, insight, minute, mu, reason))
+        records = self._insights.observe(stream, minute, buffer, seen)
+        for record in records:
+            self.stats.insights_ended[record.key.insight_type] += 1
         return records
 
     def _end(
         self, stream: StreamState, insight: OpenInsight, minute: int, mu: float, reason: str
     ) -> InsightRecord:
-        del self._open[insight.row]
-        stream.open_rows.discard(insight.row)
-        self.stats.insights_ended[insight.key.insight_type] += 1
-        end = insight.end_minute if reason != "max_duration" else minute + 1
-        self._ended[insight.row] = end
-        duration = max(end - insight.start_minute, 1)
-        return InsightRecord(
-            key=insight.key,
-            state="End",
-            start_minute=insight.start_minute,
-            event_minute=end,
-            baseline_average=insight.baseline_average,
-            insight_average=insight.insight_average(end),
-            insight_duration=duration,
-            baseline_duration=insight.baseline_duration,
-            attributions=insight.attributions(duration),
-            detection_minute=minute + 1,
-            score=insight.score,
-            extra=self._extra(insight.scale, mu, reason),
-        )
+        record = self._insights.end(stream, insight, minute, mu, reason)
+        self.stats.insights_ended[record.key.insight_type] += 1
+        return record
 
     # ------------------------------------------------------------------ end of input
     def flush(self) -> list[InsightRecord]:
@@ -1014,7 +944,7 @@ class InsightEngine:
         out = self._drain()
         for stream, last in lasts:
             for row in sorted(stream.open_rows):
-                insight = self._open[row]
+                insight = self._insights.open[row]
                 out.append(self._end(stream, insight, last - 1, 0.0, "end_of_input"))
         return out
 
@@ -1044,8 +974,7 @@ class InsightEngine:
             "names": self._names.values(),
             "keys": [list(k.as_tuple()) for k in self._keys],
             "streams": [s.to_state() for s in self._streams.values()],
-            "open": [o.to_state() for o in self._open.values()],
-            "ended": [[row, minute] for row, minute in self._ended.items()],
+            **self._insights.to_state(),
             "dedupe": self._dedupe.to_state(),
             "stats": self.stats.as_dict(),
         }
@@ -1070,10 +999,7 @@ class InsightEngine:
         for s in streams:
             for row in s.rows:
                 self._row_stream[row] = s
-        self._open = {
-            d["row"]: OpenInsight.from_state(d, self._keys[d["row"]]) for d in doc["open"]
-        }
-        self._ended = {int(row): int(minute) for row, minute in doc["ended"]}
+        self._insights.load_state(doc, self._keys)
         self._dedupe.load_state(doc["dedupe"])
         self.stats = EngineStats.from_dict(doc["stats"])
 
@@ -1091,7 +1017,7 @@ class InsightEngine:
     @property
     def open_insights(self) -> int:
         """Number of insights started and not yet ended."""
-        return len(self._open)
+        return len(self._insights)
 
     def rates(self, top_n: int = 20) -> list[KeyRate]:
         """Rate vs baseline of the keys that matter: every open insight's key, plus the ``top_n``
@@ -1106,7 +1032,7 @@ class InsightEngine:
         if size == 0:
             return []
         hour = table.part_raw[:size, 1].astype(np.float64)
-        chosen = set(self._open)
+        chosen = set(self._insights.open)
         if top_n > 0:
             busiest = np.argsort(-hour, kind="stable")[:top_n]
             chosen.update(int(r) for r in busiest if hour[r] > 0)
@@ -1120,7 +1046,9 @@ class InsightEngine:
             same_hour = last >= 0 and last // 60 == minute // 60
             elapsed = minute % 60 + 1
             rate = float(hour[row]) / elapsed if same_hour else 0.0
-            out.append(KeyRate(self._keys[row], rate, float(expected.mu[0]), row in self._open))
+            out.append(
+                KeyRate(self._keys[row], rate, float(expected.mu[0]), row in self._insights.open)
+            )
         return out
 
     def keys(self, start: int = 0) -> list[InsightKey]:
