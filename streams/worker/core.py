@@ -280,6 +280,10 @@ class Worker:
                 self._redeliver(checkpoint)
         self._consumer.seek(tp, part.offset)
         self._parts[tp] = part
+        if checkpoint is not None and not self._commit(part):
+            # the group's offset may be older than the checkpoint's (a crash between the two):
+            # lag tooling would show lag that is not there until the partition gets new records
+            part.dirty = True  # the next due checkpoint commits it
         logger.info(
             "partition %s/%d restored at offset %d (%d keys)",
             tp.topic,
@@ -431,8 +435,9 @@ class Worker:
         if commit:
             self._commit(part)
 
-    def _commit(self, part: Partition) -> None:
-        """Commit the input offset (for lag tooling; the checkpoint's offset is what restores)."""
+    def _commit(self, part: Partition) -> bool:
+        """Commit the input offset (for lag tooling; the checkpoint's offset is what restores);
+        whether it went through."""
         assert self._consumer is not None
         try:
             self._consumer.commit({part.tp: OffsetAndMetadata(part.offset, "", -1)})
@@ -441,6 +446,8 @@ class Worker:
             logger.info(
                 "offset commit for %s failed (%s); the checkpoint is authoritative", part.tp, exc
             )
+            return False
+        return True
 
     def _output_positions(self) -> dict[int, int]:
         """Lower bounds of the output topic's end offsets (where a re-check would start)."""

@@ -64,8 +64,8 @@ class _Consumer:
     def highwater(self, tp: TopicPartition) -> int:
         return max(self.log) + 1
 
-    def commit(self, offsets: object) -> None:
-        pass
+    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        self.commits = [*getattr(self, "commits", []), *(o.offset for o in offsets.values())]
 
 
 @pytest.fixture
@@ -163,3 +163,26 @@ def test_records_dated_ahead_of_the_workers_clock_are_dead_lettered(worker: Work
     registry = worker.metrics.registry
     labels = {"reason": "future_timestamp"}
     assert registry.get_sample_value("ctinsights_dead_letter_messages_total", labels) == 3
+
+
+def test_a_partition_restored_at_its_end_commits_the_checkpoints_offset(
+    worker: Worker, offline_settings: Callable[..., WorkerSettings], tmp_path: Path
+) -> None:
+    """A crash between a partition's last checkpoint and its commit left the group's offset
+    behind; with no new records the restored partition was never checkpointed again, so lag
+    tooling showed lag for ever (seen as a chaos test waiting for the commit)."""
+    lines = _lines(300)
+    consumer = _Consumer(dict(enumerate(lines)), batch=100)
+    worker._consumer = consumer
+    worker.on_assigned([TP])
+    _drain(worker, consumer, polls=5)
+    assert worker._store is not None
+    worker._checkpoint(worker._parts[TP], commit=False)  # killed before the commit
+    restarted = Worker(offline_settings())
+    restarted._store = DirectoryStore(tmp_path / "g")
+    fresh = _Consumer(dict(enumerate(lines)), batch=100)
+    restarted._consumer = fresh
+    restarted.on_assigned([TP])
+    _drain(restarted, fresh, polls=3)
+    assert restarted._parts[TP].offset == 300
+    assert getattr(fresh, "commits", []) == [300]
