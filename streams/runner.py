@@ -13,9 +13,36 @@ from streams.settings import WorkerSettings
 from streams.sinks.runner import SinkRunner, start_sinks
 from streams.worker import Worker
 
-__all__ = ["install_signal_handlers", "run_worker"]
+__all__ = ["ClosedSocketRace", "configure_logging", "install_signal_handlers", "run_worker"]
 
 logger = logging.getLogger(__name__)
+
+
+class ClosedSocketRace(logging.Filter):
+    """Drop kafka-python's traceback for a socket read after another thread closed it.
+
+    kafka-python 3.0's network thread can wake on a socket that ``close()`` has just set to
+    ``None`` from the caller's thread (``transport._close`` takes no lock); it then logs
+    ``AttributeError: 'NoneType' object has no attribute 'recv'`` at ERROR with a traceback.
+    The connection was being closed on purpose, so the record is logged at DEBUG instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, AttributeError) and str(exc).startswith("'NoneType' object"):
+            logger.debug("kafka-python read a socket it had closed: %s", exc)
+            return False
+        return True
+
+
+_CLOSED_SOCKET_RACE = ClosedSocketRace()
+
+
+def configure_logging(level: str) -> None:
+    """The worker's log levels; kafka-python speaks only of errors, minus its close race."""
+    logging.getLogger().setLevel(level.upper())
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    logging.getLogger("kafka.net.transport").addFilter(_CLOSED_SOCKET_RACE)  # once: same object
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -34,8 +61,7 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
 def run_worker(settings: WorkerSettings) -> int:
     """Run the worker in this process until a signal; return the exit code."""
-    logging.getLogger().setLevel(settings.log_level.upper())
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    configure_logging(settings.log_level)
     worker = Worker(settings)
     server = None
     if settings.metrics_port is not None:
