@@ -9,6 +9,13 @@ import sys
 
 from setuptools import Extension, setup
 
+try:  # numpy's headers declare the ufunc object whose double loops the tail scores call
+    import numpy
+
+    INCLUDE = [numpy.get_include()]
+except ImportError:  # no numpy at build time: the optional build fails, pure Python runs
+    INCLUDE = []
+
 # the closing step must round like numpy: no fused multiply-add contraction
 FLAGS = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 SOURCES = ("native", "closing", "sketch", "stats", "step")
@@ -19,6 +26,7 @@ setup(
             "insights._native",
             [f"insights/csrc/{name}.c" for name in SOURCES],
             depends=["insights/csrc/native.h"],
+            include_dirs=INCLUDE,
             extra_compile_args=FLAGS,
             optional=True,
         )

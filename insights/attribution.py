@@ -51,6 +51,11 @@ class Interner:
         self._values: list[str] = list(values or [])
         self._ids = {value: index for index, value in enumerate(self._values)}
 
+    def load(self, values: list[str]) -> None:
+        """Take the values :meth:`values` gave, in place (ids are their positions)."""
+        self._values = list(values)
+        self._ids = {value: index for index, value in enumerate(self._values)}
+
     def id(self, value: str) -> int:
         """Return the id of ``value``, assigning the next one if it is new."""
         found = self._ids.get(value)

@@ -12,7 +12,7 @@ Region waking up) only when the stream's clock has stalled since the first of th
 ``jump_confirm_events`` distinct eventIDs are held, or ``jump_vouched_events`` agreeing ones
 that the engine's other streams vouch for (their clock is ``jump_vouch_seconds`` past them, or
 moved on that far meanwhile). Once the stream's own clock moves on instead, the held events are
-rejected as ``future_timestamp`` (see :meth:`insights.engine.InsightEngine._hold`).
+rejected as ``future_timestamp`` (see :meth:`insights.clocks.StreamClocks.hold`).
 """
 
 from __future__ import annotations
@@ -143,45 +143,50 @@ class DedupeWindow:
         (False, True, False)
         >>> d.seen("a", 30)  # forgotten after the window
         False
+
+    Its three fields are its whole state and its contract with the C scan, which updates them
+    by the same rules as :meth:`seen` and hands the window back to it when it is full:
+    ``ids`` (every remembered id), ``by_minute`` (the ids of each minute, in arrival order) and
+    ``newest`` (the newest minute seen, -1 before any).
     """
 
     def __init__(self, window: int, max_ids: int) -> None:
         self.window = window
         self.max_ids = max_ids
-        self._ids: set[str] = set()
-        self._by_minute: dict[int, list[str]] = {}
-        self._newest = -1
+        self.ids: set[str] = set()
+        self.by_minute: dict[int, list[str]] = {}
+        self.newest = -1
 
     def seen(self, event_id: str, minute: int) -> bool:
         """Return True if ``event_id`` was seen; otherwise remember it and return False."""
-        if minute > self._newest:
-            self._newest = minute
+        if minute > self.newest:
+            self.newest = minute
             self._evict(minute - self.window)
-        if event_id in self._ids:
+        if event_id in self.ids:
             return True
         if self.max_ids <= 0:
             return False
-        self._ids.add(event_id)
-        bucket = self._by_minute.get(minute)
+        self.ids.add(event_id)
+        bucket = self.by_minute.get(minute)
         if bucket is None:
-            self._by_minute[minute] = bucket = []
+            self.by_minute[minute] = bucket = []
         bucket.append(event_id)
-        if len(self._ids) > self.max_ids:
+        if len(self.ids) > self.max_ids:
             self._evict_oldest()
         return False
 
     def _evict(self, before: int) -> None:
-        for old in [m for m in self._by_minute if m < before]:
-            self._ids.difference_update(self._by_minute.pop(old))
+        for old in [m for m in self.by_minute if m < before]:
+            self.ids.difference_update(self.by_minute.pop(old))
 
     def _evict_oldest(self) -> None:
-        while len(self._ids) > self.max_ids and self._by_minute:
-            oldest = min(self._by_minute)
-            self._ids.difference_update(self._by_minute.pop(oldest))
+        while len(self.ids) > self.max_ids and self.by_minute:
+            oldest = min(self.by_minute)
+            self.ids.difference_update(self.by_minute.pop(oldest))
 
     def to_state(self) -> dict[str, object]:
         """Plain-data snapshot."""
-        return {"newest": self._newest, "by_minute": dict(self._by_minute)}
+        return {"newest": self.newest, "by_minute": dict(self.by_minute)}
 
     def load_state(self, state: dict[str, object]) -> None:
         """Restore from :meth:`to_state` output."""
@@ -189,12 +194,12 @@ class DedupeWindow:
         by_minute = state["by_minute"]
         assert isinstance(newest, int)
         assert isinstance(by_minute, dict)
-        self._newest = newest
-        self._by_minute = {int(m): list(ids) for m, ids in by_minute.items()}
-        self._ids = {i for ids in self._by_minute.values() for i in ids}
+        self.newest = newest
+        self.by_minute = {int(m): list(ids) for m, ids in by_minute.items()}
+        self.ids = {i for ids in self.by_minute.values() for i in ids}
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids)
 
 
 def _buffer_state(b: MinuteBuffer) -> list[list[Any]]:

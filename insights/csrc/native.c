@@ -330,7 +330,7 @@ slot_used(uint64_t *used, size_t i, int mark)
     return was;
 }
 
-static PyObject *null_text, *newest_name; /* "null", "_newest" */
+static PyObject *null_text, *newest_name; /* "null", "newest" */
 
 /* The stream of an event's (account, Region), as a new reference; NULL with no error set when
  * the stream does not exist yet. */
@@ -466,7 +466,7 @@ move_clock(ScanState *st, PyObject *stream, long long seconds, long long max_see
 }
 
 /* Move a stream's clock to ``seconds`` (newer than ``max_seen``) and schedule the minutes the
- * allowed lateness now closes (InsightEngine._schedule: close them to new events, and the stream
+ * allowed lateness now closes (StreamClocks.schedule: close them to new events, and the stream
  * is due for the next drain); -1 on error. The stream is the last one stream_for found. */
 static int
 advance_clock(ScanState *st, PyObject *stream, long long seconds, long long closed_until)
@@ -884,8 +884,8 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     /* borrowed for the call: the window keeps its set and dict (it only mutates them) */
-    st.dedupe_ids = native_getattr(st.dedupe, "_ids");
-    st.dedupe_minutes = native_getattr(st.dedupe, "_by_minute");
+    st.dedupe_ids = native_getattr(st.dedupe, "ids");
+    st.dedupe_minutes = native_getattr(st.dedupe, "by_minute");
     PyObject *held[2] = {st.dedupe_ids, st.dedupe_minutes};
     if (st.dedupe_ids == NULL || st.dedupe_minutes == NULL || !PySet_CheckExact(st.dedupe_ids) ||
         !PyDict_CheckExact(st.dedupe_minutes)) {
@@ -935,9 +935,9 @@ static PyMethodDef native_methods[] = {
     {"learn_minutes", (PyCFunction)(void (*)(void))native_learn_minutes, METH_FASTCALL,
      "BaselineTable.learn_minutes: learn a scored minute."},
     {"next_batch", (PyCFunction)(void (*)(void))native_next_batch, METH_FASTCALL,
-     "A round of InsightEngine._drain: the next minute of each due stream, gaps skipped."},
+     "A round of MinuteCloser.drain: the next minute of each due stream, gaps skipped."},
     {"close_step", (PyCFunction)(void (*)(void))native_close_step, METH_FASTCALL,
-     "InsightEngine._close_batch when no stream of the step has an open insight."},
+     "MinuteCloser._close_batch when no stream of the step has an open insight."},
     {"strict_seconds", strict_seconds, METH_O,
      "Epoch seconds of a strict YYYY-MM-DDTHH:MM:SSZ time in range, else -1."},
     {NULL, NULL, 0, NULL},
@@ -970,7 +970,7 @@ PyInit__native(void)
         [F_PENDING] = "pending",
     };
     null_text = PyUnicode_InternFromString("null");
-    newest_name = PyUnicode_InternFromString("_newest");
+    newest_name = PyUnicode_InternFromString("newest");
     if (null_text == NULL || newest_name == NULL) {
         return NULL;
     }

@@ -8,7 +8,7 @@
 #include <math.h>
 
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
-#define NATIVE_ABI 10
+#define NATIVE_ABI 11
 
 /* The baselines' shape: insights/model.py's default (insights/native.py checks that the model
  * has it, else the module is not used). */
@@ -136,7 +136,7 @@ void native_learn_core(NativeTable *t, const long long *rows, const double *coun
                        const double *scores, const char *guarded, const long long *minutes,
                        const double *planes, Py_ssize_t n);
 
-/* _step.c: InsightEngine._close_batch in C, and a round of its _drain. */
+/* _step.c: MinuteCloser._close_batch in C, and a round of its drain. */
 PyObject *native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *native_next_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 

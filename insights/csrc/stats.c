@@ -12,6 +12,9 @@
  *   tail_scores(x, lam, phi, where, out, work) -> None
  */
 #include "native.h"
+#define NPY_NO_DEPRECATED_API NPY_2_0_API_VERSION
+#include <numpy/ndarraytypes.h>
+#include <numpy/ufuncobject.h>
 
 #include <math.h>
 #include <string.h>
@@ -83,21 +86,7 @@ np_fmax(double a, double b)
 }
 
 /* ------------------------------------------------------------------ ufunc loops */
-/* The head of numpy's PyUFuncObject (numpy/ufuncobject.h), unchanged since numpy 1.0 and part
- * of its C API: the fields read here. */
-typedef struct {
-    PyObject_HEAD
-    int nin, nout, nargs;
-    int identity;
-    void **functions;
-    void *const *data;
-    int ntypes;
-    int reserved1;
-    const char *name;
-    const char *types;
-} UfuncHead;
-
-#define NPY_DOUBLE_NUM 12 /* NPY_DOUBLE */
+/* numpy's own PyUFuncObject (numpy/ufuncobject.h): its fields only, no numpy C API call. */
 
 static NativeLoop loops[N_LOOPS];
 
@@ -109,7 +98,7 @@ find_loop(PyObject *ufunc, int nargs, NativeLoop *loop)
     if (strcmp(Py_TYPE(ufunc)->tp_name, "numpy.ufunc") != 0) {
         return 0;
     }
-    const UfuncHead *u = (const UfuncHead *)ufunc;
+    const PyUFuncObject *u = (const PyUFuncObject *)ufunc;
     if (u->nargs != nargs || u->nout != 1 || u->nin != nargs - 1 || u->ntypes <= 0 ||
         u->ntypes > 1024 || u->types == NULL || u->functions == NULL) {
         return 0;
@@ -117,7 +106,7 @@ find_loop(PyObject *ufunc, int nargs, NativeLoop *loop)
     for (int t = 0; t < u->ntypes; t++) {
         int all_double = 1;
         for (int a = 0; a < nargs; a++) {
-            all_double &= u->types[t * nargs + a] == NPY_DOUBLE_NUM;
+            all_double &= u->types[t * nargs + a] == NPY_DOUBLE;
         }
         if (all_double && u->functions[t] != NULL) {
             loop->fn = (void (*)(char **, const Py_ssize_t *, const Py_ssize_t *, void *))

@@ -1,4 +1,4 @@
-/* InsightEngine._close_batch and the rounds of its _drain, in C.
+/* MinuteCloser._close_batch and the rounds of its drain, in C.
  *
  *   close_step(batch, table, ids, weights, intern, min_excess, start_score, rescale_exponent,
  *              lookback, tools) -> None | False | list | tuple
@@ -481,7 +481,7 @@ set_ll(PyObject *obj, const char *name, long long value)
     return status;
 }
 
-/* InsightEngine._skip_empty: account the closed minutes [start, end) that no event fell in, in
+/* MinuteCloser._skip_empty: account the closed minutes [start, end) that no event fell in, in
  * pieces of ``piece`` minutes, rebasing the stream (``rebase(stream, minute)``) where due. */
 static int
 skip_empty(PyObject *stream, long long start, long long end, long long piece, double exponent,
@@ -522,7 +522,7 @@ newest_first(PyObject *pending)
     return minutes;
 }
 
-/* InsightEngine._next_to_close: 1 with the next minute of ``stream`` to score in ``out``, 0 when
+/* MinuteCloser._next_to_close: 1 with the next minute of ``stream`` to score in ``out``, 0 when
  * it has none, -1 on error; empty minutes are skipped. ``ahead`` holds the drain's sorted
  * pending minutes of its streams. */
 static int

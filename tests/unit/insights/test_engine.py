@@ -254,9 +254,9 @@ def test_deferred_scoring_in_small_chunks_gives_the_same_records() -> None:
     out = []
     for start in range(0, len(events), 37):
         out += chunked.process_many(events[start : start + 37], drain=False)
-    assert chunked._due, "minutes were closed and left for drain()"
+    assert chunked._clocks.due, "minutes were closed and left for drain()"
     out += chunked.drain()
-    assert not chunked._due
+    assert not chunked._clocks.due
     out += chunked.flush()
     assert [r.to_json() for r in out] == expected
     assert chunked.stats.as_dict() == whole.stats.as_dict()

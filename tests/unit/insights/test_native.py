@@ -263,13 +263,13 @@ def test_drain_rounds_in_c_skip_long_gaps_and_rebase_as_python_does() -> None:
 
     def run() -> tuple[list[bytes], bytes]:
         engine = InsightEngine(EngineConfig(warmup_minutes=60, baseline_half_life_minutes=11.0))
-        rebase = engine._rebase_if_needed
+        rebase = engine._closer._rebase_if_needed
 
         def counted(stream: object, minute: int) -> None:
             rebases.append(native.module is not None)
             rebase(stream, minute)  # type: ignore[arg-type]
 
-        engine._rebase_if_needed = counted  # type: ignore[method-assign]
+        engine._closer._rebase_if_needed = counted  # type: ignore[method-assign]
         out = []
         for start in range(0, len(events), 100):
             out += engine.process_many(events[start : start + 100])

@@ -58,7 +58,7 @@ def test_round_trip_with_closed_minutes_not_yet_scored() -> None:
     cut = next(i for i, e in enumerate(events) if e.event_id and e.event_id.startswith("burst"))
     first = InsightEngine(config)
     out = first.process_many(events[: cut + 60], drain=False)
-    assert first._due, "the snapshot must hold closed minutes that were not scored yet"
+    assert first._clocks.due, "the snapshot must hold closed minutes that were not scored yet"
     second = InsightEngine.from_state(first.save_state(), config)
     out += second.process_many(events[cut + 60 :]) + second.flush()
     assert [r.to_json() for r in out] == expected
