@@ -23,10 +23,10 @@ from insights import (
     CloudTrailEvent,
     EngineConfig,
     InsightEngine,
-    chunk_ranges,
     decode_many,
     native,
 )
+from insights.chunks import chunk_ranges
 from streams.lab.simulate import Scenario, generate, render
 
 REGIONS = ("us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1", "sa-east-1")

@@ -8,21 +8,13 @@ from __future__ import annotations
 import logging
 
 from insights import native
+from insights.chunks import DECODE_CHUNK_BYTES, iter_json_lines
 from insights.config import SENSITIVITY_LEVELS, EngineConfig, InsightSelector, Sensitivity
+from insights.decoding import decode_many, decode_message, parse_event
 from insights.engine import EngineStats, InsightEngine, KeyRate
 from insights.errors import EventParseError, InsightsConfigError, InsightsError, StateDecodeError
-from insights.events import (
-    DECODE_CHUNK_BYTES,
-    CloudTrailEvent,
-    DecodeResult,
-    Rejection,
-    RejectReason,
-    chunk_ranges,
-    decode_many,
-    decode_message,
-    iter_json_lines,
-    parse_event,
-)
+from insights.events import CloudTrailEvent, DecodeResult, Rejection, RejectReason
+from insights.pipeline import Fed, Pipeline
 from insights.records import InsightKey, InsightRecord, records_to_json_lines
 from insights.timeparse import TimestampError, parse_epoch_seconds
 
@@ -41,6 +33,7 @@ __all__ = [
     "EngineConfig",
     "EngineStats",
     "EventParseError",
+    "Fed",
     "InsightEngine",
     "InsightKey",
     "InsightRecord",
@@ -48,13 +41,13 @@ __all__ = [
     "InsightsConfigError",
     "InsightsError",
     "KeyRate",
+    "Pipeline",
     "RejectReason",
     "Rejection",
     "Sensitivity",
     "StateDecodeError",
     "TimestampError",
     "accelerated",
-    "chunk_ranges",
     "decode_many",
     "decode_message",
     "iter_json_lines",

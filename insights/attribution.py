@@ -13,11 +13,10 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
-
-from insights import native
 
 __all__ = ["ATTRIBUTES", "TOP_N", "AttributionTable", "InsightAttribution", "Interner"]
 
@@ -80,7 +79,9 @@ class Interner:
 class AttributionTable:
     """Space-saving sketches of every key's baseline attributions, column-wise."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, kernels: ModuleType | None = None) -> None:
+        #: the C kernels (:data:`insights.native.module`) or None (pure Python, the same bits)
+        self.kernels = kernels
         self.ids = np.full((capacity, len(ATTRIBUTES), _SLOTS), -1, dtype=np.int32)
         self.weights = np.zeros((capacity, len(ATTRIBUTES), _SLOTS), dtype=np.float32)
 
@@ -142,7 +143,7 @@ class AttributionTable:
         Values are ranked by their text and interned (``intern``) in that order, so the
         sketches do not depend on the order in which values were first seen.
         """
-        fast = native.module
+        fast = self.kernels
         if fast is not None:
             weights = row_weights if type(row_weights) is dict else dict(row_weights)
             fast.merge_buffers(self.ids, self.weights, buffers, weights, intern)
@@ -178,12 +179,12 @@ class AttributionTable:
         compete for a full sketch, so callers can make it independent of the order in which
         values were first interned. Small minutes are summed in a dict, large ones with
         ``np.unique`` (whose fixed cost only pays off on hundreds of entries); both give the
-        same sums. With :mod:`insights.native` built, the whole merge runs in C with the same
+        same sums. Given the C kernels, the whole merge runs in C with the same
         float32 arithmetic (tests compare the sketches bit for bit).
         """
         if not rows:
             return
-        fast = native.module
+        fast = self.kernels
         if fast is not None:
             fast.merge_minute(self.ids, self.weights, rows, ranks, weighted, ids)
             return

@@ -22,11 +22,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
-from insights import model, native
+from insights import model
+from insights.exposure import (
+    N_SLOTS,
+    RowClock,
+    StreamExposure,
+    daytype_of,
+    daytypes,
+    slot_of,
+)
 
 __all__ = [
     "N_SLOTS",
@@ -39,6 +48,8 @@ __all__ = [
     "daytype_of",
     "slot_of",
 ]
+# the stream's time (exposure, clocks, seasonal slots) is in insights.exposure; these names are
+# re-exported here because every user of the baselines reads them with it
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -50,149 +61,11 @@ SCALES: tuple[int, ...] = model.MODEL.scales
 _SCALE_INDEX = np.arange(len(SCALES))
 _SCALES_F = np.array(SCALES, dtype=np.float64)
 _LONG_SCALES = np.array(SCALES[1:], dtype=np.int64)
-N_SLOTS = model.MODEL.n_slots
-#: Rescale forward-decay sums before weights exceed 2**_RESCALE_EXPONENT.
-_RESCALE_EXPONENT = 40.0
 #: Rows of the (planes, rows) output of the C accelerator's score_minutes (``csrc/closing.c``):
 #: one plane each for decay, mu, mean rate and the minute-scale peak decay, three (one per
 #: scale) for phi, window, lam and the phi each scale is scored with.
 _P_DECAY, _P_MU, _P_MEAN, _P_PHI, _P_WINDOW = 0, 1, 2, 3, 6
 _P_LAM, _P_SCORE_PHI, _P_PEAK0, _PLANES = 9, 12, 15, 16
-
-
-def slot_of(minute: int) -> int:
-    """Seasonal slot of an epoch minute: UTC hour, plus 24 on Saturday and Sunday.
-
-    Examples:
-        >>> slot_of(0)  # 1970-01-01 00:00 was a Thursday
-        0
-        >>> slot_of(2 * 1440 + 13 * 60)  # Saturday 13:00
-        37
-    """
-    return daytype_of(minute) * 24 + (minute // 60) % 24
-
-
-def daytype_of(minute: int) -> int:
-    """0 for Monday to Friday, 1 for Saturday and Sunday (UTC)."""
-    return 1 if (minute // 1440 + 3) % 7 >= 5 else 0
-
-
-def _daytypes(minutes: IntArray) -> IntArray:
-    return ((minutes // 1440 + 3) % 7 >= 5).astype(np.int64)
-
-
-@dataclass(slots=True)
-class StreamExposure:
-    """Decayed minutes observed per seasonal slot for one (account, Region) stream."""
-
-    ref_minute: int
-    half_life: float
-    total: float = 0.0
-    slots: FloatArray | None = None
-
-    def __post_init__(self) -> None:
-        if self.slots is None:
-            self.slots = np.zeros(N_SLOTS, dtype=np.float64)
-
-    def add_minutes(self, start: int, end: int) -> None:
-        """Account for the closed minutes ``[start, end)`` (hour-sized steps)."""
-        minute = start
-        while minute < end:
-            chunk_end = min(end, (minute // 60 + 1) * 60)
-            # numpy's exp2 like every other decay weight (a scalar call is the same loop)
-            first = float(np.exp2((minute - self.ref_minute) / self.half_life))
-            self._add_run(minute, chunk_end, first)
-            minute = chunk_end
-
-    def add_minute(self, minute: int, weight: float) -> None:
-        """Account for one closed minute whose forward-decay weight is known (a closing step
-        computed it: :attr:`ScoredMinutes.item_decay`)."""
-        self._add_run(minute, minute + 1, weight)
-
-    def _add_run(self, start: int, end: int, first: float) -> None:
-        """Minutes ``[start, end)`` of one hour; ``first`` is the weight of ``start``."""
-        slots = self.slots
-        assert slots is not None
-        ratio = 2.0 ** (1.0 / self.half_life)
-        weight = first * (ratio ** (end - start) - 1.0) / (ratio - 1.0)
-        slot = ((start // 1440 + 3) % 7 >= 5) * 24 + (start // 60) % 24  # slot_of, inlined
-        slots[slot] += weight
-        self.total += weight
-
-    def effective_minutes(self, minute: int) -> float:
-        """The baseline's length in minutes as seen from ``minute``: the minutes observed before
-        it, each weighted by its decay (never more than the stream's history; ``half_life / ln 2``
-        minutes for an endless one)."""
-        return self.total * float(np.exp2(-(minute - self.ref_minute) / self.half_life))
-
-    def needs_rescale(self, minute: int) -> bool:
-        """Whether weights at ``minute`` are large enough to rebase the stream's sums."""
-        return (minute - self.ref_minute) / self.half_life > _RESCALE_EXPONENT
-
-    def rebase(self, new_ref: int) -> float:
-        """Move the reference minute; return the factor every decayed sum must be multiplied by."""
-        assert self.slots is not None
-        factor = float(2.0 ** (-(new_ref - self.ref_minute) / self.half_life))
-        self.ref_minute = new_ref
-        self.total *= factor
-        self.slots *= factor
-        return factor
-
-
-@dataclass(frozen=True, slots=True)
-class RowClock:
-    """Per-row time and exposure for one vectorized step over rows of several streams.
-
-    Row ``i`` is being closed at ``minute[i]`` of a stream whose forward-decay reference is
-    ``ref[i]`` and whose exposure (before this minute) is ``total[i]`` and ``slots[i]``.
-    ``decay``, ``slot`` and ``daytype`` are derived once per step, since every stage of the
-    step reads them.
-    """
-
-    minute: IntArray
-    ref: IntArray
-    total: FloatArray
-    slots: FloatArray
-    decay: FloatArray
-    """Forward-decay weight of each row's minute (its stream's half-life)."""
-    item_decay: FloatArray
-    """The same weight per stream-minute (``decay == item_decay[item]``)."""
-    slot: IntArray
-    """Seasonal slot of each row's minute (:func:`slot_of`)."""
-    daytype: IntArray
-    """Day type of each row's minute (:func:`daytype_of`)."""
-
-    @classmethod
-    def gather(
-        cls, exposures: Sequence[StreamExposure], minutes: Sequence[int], item: IntArray
-    ) -> RowClock:
-        """Rows whose stream is ``exposures[item[i]]``, closing ``minutes[item[i]]``.
-
-        Every exposure must have the same half-life (one engine's streams do).
-        """
-        item_minute = np.asarray(minutes, dtype=np.int64)
-        item_ref = np.array([e.ref_minute for e in exposures], dtype=np.int64)
-        item_decay = np.exp2((item_minute - item_ref) / exposures[0].half_life)
-        minute = item_minute[item]
-        total = np.array([e.total for e in exposures], dtype=np.float64)[item]
-        stacked = np.concatenate([e.slots for e in exposures if e.slots is not None])
-        slots = stacked.reshape(len(exposures), N_SLOTS)[item]
-        daytype = _daytypes(minute)
-        return cls(
-            minute=minute,
-            ref=item_ref[item],
-            total=total,
-            slots=slots,
-            decay=item_decay[item],
-            item_decay=item_decay,
-            slot=daytype * 24 + (minute // 60) % 24,
-            daytype=daytype,
-        )
-
-    @classmethod
-    def single(cls, exposure: StreamExposure, minute: int, n_rows: int) -> RowClock:
-        """``n_rows`` rows of one stream, all at ``minute``."""
-        return cls.gather([exposure], [minute], np.zeros(n_rows, dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +153,15 @@ class BaselineTable:
         (1.82, 1.0)
     """
 
-    def __init__(self, half_life: float, peak_half_life: float, capacity: int = 1024) -> None:
+    def __init__(
+        self,
+        half_life: float,
+        peak_half_life: float,
+        capacity: int = 1024,
+        kernels: ModuleType | None = None,
+    ) -> None:
+        #: the C kernels (:data:`insights.native.module`) or None (pure Python, the same bits)
+        self.kernels = kernels
         self.half_life = half_life
         self.peak_half_life = peak_half_life
         self._size = 0
@@ -347,7 +228,7 @@ class BaselineTable:
         bucket_end = (bucket[which, part] + 1) * _LONG_SCALES[part] - 1
         weight = np.exp2((bucket_end - clock.ref[which]) / self.half_life)
         self.sq[done_rows, part + 1] += value * value * weight
-        self._update_peaks(done_rows, part + 1, _daytypes(bucket_end), raw, bucket_end)
+        self._update_peaks(done_rows, part + 1, daytypes(bucket_end), raw, bucket_end)
         self.part[done_rows, part] = 0.0
         self.part_raw[done_rows, part] = 0.0
 
@@ -379,7 +260,7 @@ class BaselineTable:
 
         A day type with no peak yet (the first weekend) borrows the other day type's.
         """
-        own = _daytypes(minutes)
+        own = daytypes(minutes)
         take = np.where(self.peak_min[rows, :, own] == 0, 1 - own[:, None], own[:, None])
         index = (rows[:, None], _SCALE_INDEX, take)
         val = self.peak_val[index]
@@ -462,11 +343,11 @@ class BaselineTable:
         is ``exposures[item[i]]``; each row and each exposure appears at most once. The rows are
         scored against the exposures before the minute, then every exposure accounts for its
         minute (:meth:`StreamExposure.add_minute`). Nothing is learned yet: score the minute,
-        then call :meth:`learn_minutes`. In C when :mod:`insights.native` is built, with the same
+        then call :meth:`learn_minutes`. In C given the C kernels, with the same
         arithmetic in the same order (the same bits).
         """
         minute = np.asarray(minutes, dtype=np.int64)[item]
-        fast = native.module
+        fast = self.kernels
         if fast is not None and len(exposures):
             n = rows.shape[0]
             planes = np.empty((_PLANES, n), dtype=np.float64)
@@ -529,7 +410,7 @@ class BaselineTable:
         not every run.
         """
         if scored.planes is not None:
-            fast = native.module
+            fast = self.kernels
             assert fast is not None
             fast.learn_minutes(self, rows, counts, scores, guarded, scored.minute, scored.planes)
             return

@@ -14,20 +14,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from insights import native
 from insights.attribution import ATTRIBUTES, AttributionTable, Interner
-from insights.baselines import (
-    _RESCALE_EXPONENT,
-    SCALES,
-    BaselineTable,
-    Expectation,
-    ScoredMinutes,
-    StreamExposure,
-)
+from insights.baselines import SCALES, BaselineTable, Expectation, ScoredMinutes
 from insights.clocks import StreamClocks
 from insights.config import EngineConfig
 from insights.counters import EngineStats
 from insights.detectors import OpenInsight, OpenInsights, Seen, start_decisions
+from insights.exposure import RESCALE_EXPONENT, StreamExposure
 from insights.records import InsightRecord
 from insights.routing import Router
 from insights.stats import nb_tail_score
@@ -66,6 +59,8 @@ class MinuteCloser:
         self._thresholds = config.thresholds  # the config is frozen
         self._gap_piece = int(_GAP_PIECE_HALF_LIVES * config.baseline_half_life_minutes)
         self._table = table
+        #: the engine's one choice of C kernels (or None), made when it was constructed
+        self._kernels = table.kernels
         self._attrs = attrs
         self._names = names
         self._router = router
@@ -85,13 +80,13 @@ class MinuteCloser:
         # each due stream's pending minutes, newest first, taken when it first has a gap to skip
         # (no minute is added while draining)
         ahead: dict[tuple[str, str], list[int]] = {}
-        fast = native.module
+        fast = self._kernels
         due = self._clocks.due
         while due:
             batch: list[tuple[StreamState, int, MinuteBuffer]]
             if fast is not None:  # the same round in C
                 batch = fast.next_batch(
-                    due, ahead, self._gap_piece, _RESCALE_EXPONENT, self._rebase_if_needed
+                    due, ahead, self._gap_piece, RESCALE_EXPONENT, self._rebase_if_needed
                 )
             else:
                 batch = []
@@ -147,7 +142,7 @@ class MinuteCloser:
         self, batch: list[tuple[StreamState, int, MinuteBuffer]]
     ) -> list[InsightRecord]:
         """Score, learn and decide one minute of each stream in ``batch``, vectorized over rows."""
-        fast = native.module
+        fast = self._kernels
         if fast is not None:
             done = fast.close_step(
                 batch,
@@ -157,7 +152,7 @@ class MinuteCloser:
                 self._names.id,
                 self._thresholds.min_excess,
                 self._thresholds.start_score,
-                _RESCALE_EXPONENT,
+                RESCALE_EXPONENT,
                 _LOOKBACK,
                 self._step_tools,
             )
@@ -198,7 +193,9 @@ class MinuteCloser:
             [m for _, m, _ in batch],
             self._thresholds.min_excess,
         )
-        scores = nb_tail_score(scored.window, scored.lam, scored.phi, where=scored.needed)
+        scores = nb_tail_score(
+            scored.window, scored.lam, scored.phi, where=scored.needed, kernels=self._kernels
+        )
         return self._decide(batch, rows, counts, item, bounds, scored, scores)
 
     def _decide(

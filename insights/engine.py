@@ -26,7 +26,7 @@ from insights.codec import pack_array, unpack_array
 from insights.config import EngineConfig
 from insights.counters import EngineStats
 from insights.detectors import OpenInsights
-from insights.errors import StateDecodeError
+from insights.errors import InsightsConfigError, StateDecodeError
 from insights.events import CloudTrailEvent, RejectReason
 from insights.records import InsightKey, InsightRecord
 from insights.routing import Router
@@ -56,7 +56,7 @@ class InsightEngine:
     """Detects unusual API call and error rates and emits AWS-format Insight records.
 
     Examples:
-        >>> from insights.events import decode_message
+        >>> from insights.decoding import decode_message
         >>> engine = InsightEngine(EngineConfig(warmup_minutes=0))
         >>> line = (b'{"eventTime": "2024-07-10T01:42:07Z", "eventSource": "iam.amazonaws.com", '
         ...         b'"eventName": "CreateUser", "awsRegion": "us-east-1", '
@@ -67,13 +67,23 @@ class InsightEngine:
         1
     """
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self, config: EngineConfig | None = None, *, accelerated: bool | None = None
+    ) -> None:
+        """``accelerated``: run the C kernels (True: they must be built), not (False), or
+        when they are built (None). The output is the same bits either way."""
         self.config = config or EngineConfig()
         self.stats = EngineStats()
         cfg = self.config
+        if accelerated and native.module is None:
+            raise InsightsConfigError("the C accelerator is not built (or not usable here)")
+        kernels = None if accelerated is False else native.module
+        self._kernels = kernels
         self._lateness = cfg.allowed_lateness_seconds
-        self._table = BaselineTable(cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes)
-        self._attrs = AttributionTable()
+        self._table = BaselineTable(
+            cfg.baseline_half_life_minutes, cfg.peak_half_life_minutes, kernels=kernels
+        )
+        self._attrs = AttributionTable(kernels=kernels)
         self._names = Interner()
         self._router = Router(cfg, self.stats, self._table, self._attrs)
         self._clocks = StreamClocks(cfg, self.stats, self._accept, self._scan)
@@ -160,12 +170,12 @@ class InsightEngine:
         return self._clocks.take_rejected()
 
     def _process_slice(self, events: list[CloudTrailEvent]) -> None:
-        """The per-event loop: in C when :mod:`insights.native` is built, else :meth:`_scan`.
+        """The per-event loop: in C when the engine runs the C kernels, else :meth:`_scan`.
 
         The C loop also does :meth:`_accept`'s work for events of a shape already routed, with
         nothing to evict from the dedupe window; it hands those to :meth:`_accept` and anything
         else unusual to :meth:`_scan_one`."""
-        fast = native.module
+        fast = self._kernels
         if fast is None:
             self._scan(events)
             return
@@ -324,9 +334,11 @@ class InsightEngine:
         return state.dump_engine(self.config, self.to_state())
 
     @classmethod
-    def from_state(cls, data: bytes, config: EngineConfig | None = None) -> InsightEngine:
+    def from_state(
+        cls, data: bytes, config: EngineConfig | None = None, *, accelerated: bool | None = None
+    ) -> InsightEngine:
         """Engine restored from :meth:`save_state` output, under the same config."""
-        engine = cls(config)
+        engine = cls(config, accelerated=accelerated)
         parts = state.load_engine(engine.config, data)
         try:
             engine._load_parts(parts)

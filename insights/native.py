@@ -3,15 +3,17 @@
 ``insights/csrc/`` is compiled at install time when a C compiler is present (``setup.py``); its
 README says what each file computes and which Python it mirrors: the engine's per-event loop,
 the baselines' closing step, the tail scores, the attribution sketches and a whole closing step.
-JSON is read by msgspec alone (:mod:`insights.events`): a C reader measured within 0.75-1.33x of
+JSON is read by msgspec alone (:mod:`insights.decoding`): a C reader measured within 0.75-1.33x of
 it end to end (``benchmarks/cli_bench.py``) and was removed.
 
 The pure-Python code stays the reference: results are the same bits either way (numpy's
 arithmetic in numpy's order, numpy's and scipy's own ufunc loops for every transcendental
 function, called directly by C on contiguous doubles;
-``tests/unit/insights/test_native.py`` runs both). Set :data:`module` to ``None`` to run the
-pure-Python code, or start the process with ``CTINSIGHTS_PURE_PYTHON=1`` (``make test-pure``
-runs the unit and property suites that way).
+``tests/unit/insights/test_native.py`` runs both). :data:`module` is what is available; an
+engine takes it (or not: ``InsightEngine(accelerated=False)``) when it is constructed and hands
+it to its parts, which never look here again. Start the process with
+``CTINSIGHTS_PURE_PYTHON=1`` to make nothing available (``make test-pure`` runs the unit and
+property suites that way).
 """
 
 from __future__ import annotations

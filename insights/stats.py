@@ -8,11 +8,13 @@ baseline, 7 a 1-in-10-million event. It is capped at :data:`MAX_SCORE`.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from insights import model, native
+from insights import model
 
 __all__ = ["MAX_SCORE", "decay_weight", "nb_tail_score"]
 
@@ -24,27 +26,34 @@ MAX_SCORE = 300.0
 
 
 def nb_tail_score(
-    x: FloatArray, lam: FloatArray, phi: FloatArray, where: BoolArray | None = None
+    x: FloatArray,
+    lam: FloatArray,
+    phi: FloatArray,
+    where: BoolArray | None = None,
+    kernels: ModuleType | None = None,
 ) -> FloatArray:
     """Return ``-log10 P(X >= x)`` for ``X ~ NB(mean=lam, var=phi*lam)``, elementwise.
 
-    ``x <= 0`` scores 0. ``phi`` at or below 1 falls back to Poisson. With ``where``, only
-    those elements are computed (the others score 0): the incomplete beta function costs about
-    a microsecond per element, so callers skip the ones whose score nothing reads. With
-    :mod:`insights.native` built and 1-d or 2-d float64 operands and mask, the selection and
-    parameters are computed in C around the same scipy and numpy calls (the same bits).
+        ``x <= 0`` scores 0. ``phi`` at or below 1 falls back to Poisson. With ``where``, only
+        those elements are computed (the others score 0): the incomplete beta function costs about
+        a microsecond per element, so callers skip the ones whose score nothing reads. Given the C
+        ``kernels`` (:data:`insights.native.module`) and 1-d or 2-d float64 operands and mask, the
+        selection and parameters are computed in C around the same scipy and numpy calls (the same
+        bits).
 
-    Examples:
-        >>> import numpy as np
-        >>> s = nb_tail_score(np.array([0.0, 5.0, 5.0]), np.array([1.0, 1.0, 1.0]),
-        ...                   np.array([1.0, 1.0, 4.0]))
-        >>> [round(float(v), 2) for v in s]
-        [0.0, 2.44, 1.23]
-        >>> nb_tail_score(np.array([5.0, 5.0]), np.ones(2), np.ones(2),
-        ...               where=np.array([False, True])).round(2).tolist()
-        [0.0, 2.44]
+        Examples:
+            >>> from types import ModuleType
+
+    import numpy as np
+            >>> s = nb_tail_score(np.array([0.0, 5.0, 5.0]), np.array([1.0, 1.0, 1.0]),
+            ...                   np.array([1.0, 1.0, 4.0]))
+            >>> [round(float(v), 2) for v in s]
+            [0.0, 2.44, 1.23]
+            >>> nb_tail_score(np.array([5.0, 5.0]), np.ones(2), np.ones(2),
+            ...               where=np.array([False, True])).round(2).tolist()
+            [0.0, 2.44]
     """
-    fast = native.module
+    fast = kernels
     if fast is not None and _fast_shapes(x, lam, phi, where):
         out = np.empty(x.shape, dtype=np.float64)
         with np.errstate(all="ignore"):

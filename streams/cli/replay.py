@@ -13,7 +13,7 @@ from typing import IO, Any
 import msgspec
 from pydantic import ValidationError
 
-from insights import EngineConfig, InsightEngine, InsightRecord, Rejection
+from insights import EngineConfig, InsightEngine, InsightRecord, Pipeline, Rejection
 from streams.cli.status import EXIT_OK
 from streams.errors import ConfigError
 from streams.files import read_inputs
@@ -125,6 +125,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.config, {"sensitivity": args.sensitivity, "warmup_minutes": args.warmup_minutes}
     )
     engine = InsightEngine(config)
+    pipeline = Pipeline(engine)
     opened = _open_output(args.output, "Insight records to")
     rejected_out = _open_output(args.rejected, "rejected records to")
     rejected = None if rejected_out is None else _RejectedFile(rejected_out, engine)
@@ -149,21 +150,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
             rejects.update(r.reason.value for r in result.rejections)
             if rejected is not None:
                 rejected.decoded(batch.source, result.rejections)
-            # Each small decoded batch goes to the engine at once (still in the CPU cache);
-            # minutes are scored in large vectorized steps every DRAIN_EVERY events, so the
-            # output of files is byte-identical from run to run. Stdin (maybe a slow pipe)
-            # also drains every second, so its insights are never held back for long.
-            records = engine.process_many(result.events, drain=False)
+            # the output of files is byte-identical from run to run; stdin (maybe a slow
+            # pipe) also drains every second, so its insights are never held back for long
+            records = pipeline.decoded(result)
             emit(records, batch.source)
             now = time.monotonic()
             if now - drained_at > 1.0:
                 drained_at = now
                 if batch.source == "-":
-                    emit(engine.drain(), batch.source)
+                    emit(pipeline.drain(), batch.source)
                 progress.update(engine.stats.events, written)
-        emit(engine.drain(), "end of input")
+        emit(pipeline.drain(), "end of input")
         if not args.keep_open:
-            emit(engine.flush(), "end of input")
+            emit(pipeline.flush(), "end of input")
     finally:
         progress.done()
         for closing in (opened, rejected_out):

@@ -11,43 +11,39 @@ checkpoint that carries them; only then are they produced, keyed by ``sharedEven
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from insights import (
-    DecodeResult,
     InsightEngine,
     InsightRecord,
+    Pipeline,
     Rejection,
     StateDecodeError,
     accelerated,
-    chunk_ranges,
-    decode_many,
 )
-from streams.checkpoints import Checkpoint, CheckpointStore, PendingInsight, open_store
-from streams.errors import ConfigError, SinkError, SourceError, StreamsError
+from streams.checkpoints import Checkpoint, CheckpointStore, PendingInsight
+from streams.errors import ConfigError, StreamsError
 from streams.failpoints import failpoint
 from streams.metrics import HealthState, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.topics import missing_topics, read_to_end
-from streams.worker.dead_letters import LIMIT, DeadLetters
+from streams.worker.broker import BrokerCalls
+from streams.worker.clients import connect
+from streams.worker.dead_letters import DeadLetters
 from streams.worker.gauges import PartitionGauges
-from streams.worker.partition import Partition
+from streams.worker.output import EVENT_ID_HEADER, Output
+from streams.worker.partition import STALL_SECONDS, Partition, reseek_stalled
 
 __all__ = ["EVENT_ID_HEADER", "Worker"]
 
 logger = logging.getLogger(__name__)
 
-#: Header of every produced Insight record: its ``eventID`` (used to de-duplicate re-sends).
-EVENT_ID_HEADER = "ctinsights-event-id"
-_MAX_FETCH = 16 * 1024 * 1024
 _IDLE_PROBE_SECONDS = 10.0
 #: Wait after a poll that raised (the broker went away mid-call) before polling again.
 _POLL_BACKOFF_SECONDS = 1.0
@@ -57,10 +53,6 @@ _POLL_BACKOFF_SECONDS = 1.0
 #: response is being handed over by its IO thread: the worker met that 2-4 times per 30,000
 #: messages, a third of its wall time on the worker benchmark; see docs/performance.md.)
 _EAGER_POLL_WAIT = 0.001
-#: A partition with records on the broker that has not advanced for this long is sought to
-#: its position again (which resets the client's fetch state for it): once, under CPU load, a
-#: restored partition got no records for four minutes while its sibling was read.
-_STALL_SECONDS = 30.0
 _EAGER_POLL_SECONDS = 0.5
 
 InsightCallback = Callable[[InsightRecord], None]
@@ -106,15 +98,15 @@ class Worker:
         self._last_records = float("-inf")
         self._stall_checked = time.monotonic()
         self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
-        self._scanner: KafkaConsumer | None = None
         self._store: CheckpointStore | None = None
+        self._broker = BrokerCalls(settings, self.metrics, self.health, self.stop_event)
+        self._output = Output(settings, self.metrics, self._broker)
         # through the methods, so that a stand-in of either (the tests') is what sends
         self._dead = DeadLetters(
             settings.dead_letter_topic,
             self.metrics,
-            lambda topic, key, value, headers: self._send(topic, key, value, headers),
-            lambda: self._flush(),
+            lambda topic, key, value, headers: self._output.send(topic, key, value, headers),
+            lambda: self._output.flush(),
         )
         self._gauges = PartitionGauges(self.metrics, settings.stream_metrics_limit)
         for topic in settings.input_topics:
@@ -122,82 +114,9 @@ class Worker:
 
     # ------------------------------------------------------------------ set-up
     def _connect(self) -> None:
-        s = self.settings
-        common = s.kafka_options()
-        self._producer = KafkaProducer(
-            **common,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_block_ms=10_000,
-            max_request_size=max(s.checkpoint_chunk_bytes, LIMIT) + 64 * 1024,
-        )
-        self._scanner = KafkaConsumer(
-            **common,
-            group_id=None,
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=_MAX_FETCH,
-            fetch_max_bytes=_MAX_FETCH * 4,
-        )
-        if s.create_topics:
-            self._ensure_topics()
-        self._store = open_store(
-            s,
-            self._producer,
-            lambda: KafkaConsumer(
-                **common,
-                group_id=None,
-                enable_auto_commit=False,
-                max_partition_fetch_bytes=_MAX_FETCH,
-                fetch_max_bytes=_MAX_FETCH * 4,
-            ),
-        )
-        self._consumer = KafkaConsumer(
-            **common,
-            group_id=s.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset=s.auto_offset_reset,
-            session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=s.heartbeat_interval_ms,
-            max_poll_records=s.max_poll_records,
-            max_poll_interval_ms=s.max_poll_interval_ms,
-            max_partition_fetch_bytes=_MAX_FETCH,
-            fetch_max_bytes=_MAX_FETCH * 4,
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-        )
-        self._consumer.subscribe(s.input_topics, listener=_Listener(self))
-
-    def _ensure_topics(self) -> None:
-        s = self.settings
-        admin = KafkaAdminClient(**s.kafka_options())
-        try:
-            existing = set(admin.list_topics())
-            missing_inputs = [t for t in s.input_topics if t not in existing]
-            if missing_inputs:
-                raise ConfigError(f"input topics do not exist: {', '.join(missing_inputs)}")
-            counts = {t: len(self._partitions_of(t)) for t in s.input_topics}
-            wanted = missing_topics(s, existing, counts)
-            for topic in wanted:
-                try:
-                    admin.create_topics([topic])
-                    logger.info(
-                        "created topic %s (%d partitions)", topic.name, topic.num_partitions
-                    )
-                except TopicAlreadyExistsError:
-                    pass
-        finally:
-            admin.close()
-
-    def _partitions_of(self, topic: str) -> set[int]:
-        assert self._scanner is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            found = self._scanner.partitions_for_topic(topic)
-            if found:
-                return set(found)
-            self._scanner.topics()  # refresh metadata
-            time.sleep(0.2)
-        raise SourceError(f"no partition metadata for topic {topic}")
+        clients = connect(self.settings, _Listener(self))
+        self._consumer, self._store = clients.consumer, clients.store
+        self._output.producer, self._output.scanner = clients.producer, clients.scanner
 
     # ------------------------------------------------------------------ rebalances
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -277,7 +196,7 @@ class Worker:
             part.stats_seen = engine.stats.copy()
             part.keys_seen = engine.keys_tracked
             if checkpoint.pending:
-                self._redeliver(checkpoint)
+                self._output.redeliver(checkpoint)
         self._consumer.seek(tp, part.offset)
         self._parts[tp] = part
         if checkpoint is not None and not self._commit(part):
@@ -297,7 +216,7 @@ class Worker:
         position (``auto_offset_reset``) resolved to a number now."""
         consumer = self._consumer
         assert consumer is not None
-        committed = self._retry("committed", lambda: consumer.committed(tp))
+        committed = self._broker.retry("committed", lambda: consumer.committed(tp))
         if committed is not None:
             logger.warning(
                 "%s has a committed offset %d but no checkpoint: starting a new baseline there",
@@ -306,39 +225,10 @@ class Worker:
             )
             return int(committed)
         if self.settings.auto_offset_reset == "earliest":
-            ends = self._retry("beginning_offsets", lambda: consumer.beginning_offsets([tp]))
+            ends = self._broker.retry("beginning_offsets", lambda: consumer.beginning_offsets([tp]))
         else:
-            ends = self._retry("end_offsets", lambda: consumer.end_offsets([tp]))
+            ends = self._broker.retry("end_offsets", lambda: consumer.end_offsets([tp]))
         return int(ends[tp])
-
-    def _redeliver(self, checkpoint: Checkpoint) -> None:
-        """Produce the checkpoint's pending Insights that are not on the output topic yet."""
-        wanted = {p.event_id for p in checkpoint.pending}
-        present = self._scan_output(checkpoint.output_from, wanted)
-        missing = [p for p in checkpoint.pending if p.event_id not in present]
-        logger.info(
-            "re-delivering %d of %d pending insights of %s/%d",
-            len(missing),
-            len(checkpoint.pending),
-            checkpoint.topic,
-            checkpoint.partition,
-        )
-        self._produce(missing)
-
-    def _scan_output(self, start: dict[int, int], wanted: set[str]) -> set[str]:
-        """Event ids among ``wanted`` found on the output topic at or after ``start``."""
-        scanner = self._scanner
-        assert scanner is not None
-        topic = self.settings.output_topic
-        starts = {
-            TopicPartition(topic, p): start.get(p, 0) for p in sorted(self._partitions_of(topic))
-        }
-        found: set[str] = set()
-        for message in read_to_end(scanner, starts, timeout=60.0):
-            event_id = dict(message.headers or []).get(EVENT_ID_HEADER, b"").decode()
-            if event_id in wanted:
-                found.add(event_id)
-        return found
 
     # ------------------------------------------------------------------ processing
     def _process(self, tp: TopicPartition, messages: list[Any]) -> None:
@@ -353,22 +243,13 @@ class Worker:
         values = [m.value if m.value is not None else b"" for m in messages]
         skew = self.settings.max_future_skew_seconds
         part.engine.reject_after(None if skew is None else int(time.time()) + skew)
-        records: list[InsightRecord] = []
-        # decoded in small chunks that go to the engine at once (still in the CPU cache);
-        # closed minutes are scored in one step for the whole poll
-        for start, end in chunk_ranges(values):
-            failed: list[tuple[int, DecodeResult]] = []
-            chunk = values[start:end]
-            decoded = decode_many(chunk, failed=failed)
-            for index, result in failed:
-                message, value = messages[start + index], chunk[index]
-                self._dead_letter(message, value, result.rejections, whole=not result.events)
-            records.extend(part.engine.process_many(decoded.events, drain=False))
+        fed = Pipeline(part.engine).messages(values)
+        for index, result in fed.failed:
+            self._dead_letter(messages[index], values[index], result.rejections, not result.events)
         part.offset = messages[-1].offset + 1
-        records.extend(part.engine.drain())
-        future = part.engine.take_rejected()
-        if future:
-            self._dead.future(part.tp, messages, future)
+        if fed.future:
+            self._dead.future(part.tp, messages, fed.future)
+        records = fed.records
         part.dirty = True
         part.stats_seen = self.metrics.add_engine_delta(part.stats_seen, part.engine.stats)
         self._gauges.check_keys(part)
@@ -407,7 +288,7 @@ class Worker:
         """Write the partition's checkpoint, then produce its pending Insights."""
         assert self._store is not None
         started = time.monotonic()
-        output_from = self._output_positions() if part.pending else {}
+        output_from = self._output.positions() if part.pending else {}
         part.sequence += 1
         checkpoint = Checkpoint(
             topic=part.tp.topic,
@@ -423,7 +304,7 @@ class Worker:
             failpoint("before_produce")
         self.metrics.checkpoint_seconds.observe(time.monotonic() - started)
         self.metrics.checkpoint_bytes.labels(part.tp.topic, str(part.tp.partition)).set(size)
-        self._produce(part.pending)
+        self._output.produce(part.pending)
         if self.on_insight is not None:
             for record in part.pending_records:
                 self.on_insight(record)
@@ -448,61 +329,6 @@ class Worker:
             )
             return False
         return True
-
-    def _output_positions(self) -> dict[int, int]:
-        """Lower bounds of the output topic's end offsets (where a re-check would start)."""
-        assert self._scanner is not None
-        topic = self.settings.output_topic
-        tps = [TopicPartition(topic, p) for p in sorted(self._partitions_of(topic))]
-        ends = self._retry("end_offsets", lambda: self._scanner.end_offsets(tps))  # type: ignore[union-attr]
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
-
-    def _produce(self, pending: list[PendingInsight]) -> None:
-        if not pending:
-            return
-        topic = self.settings.output_topic
-        for item in pending:
-            headers = [(EVENT_ID_HEADER, item.event_id.encode())]
-            self._send(topic, item.shared_event_id.encode(), item.value, headers)
-        self._flush()
-        self.metrics.produced.inc(len(pending))
-
-    def _send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """Queue one message (retrying while the broker is away); :meth:`_flush` sends."""
-        producer = self._producer
-        assert producer is not None
-        self._retry("produce", lambda: producer.send(topic, key=key, value=value, headers=headers))
-
-    def _flush(self) -> None:
-        producer = self._producer
-        assert producer is not None
-        self._retry("flush", lambda: producer.flush(timeout=30))
-
-    def _retry(self, operation: str, call: Callable[[], Any]) -> Any:
-        """Call until it succeeds, with exponential backoff and jitter; the worker stays up.
-
-        Gives up (``SinkError``) only when stopping and the shutdown bound has passed.
-        """
-        delay = 0.2
-        give_up_at: float | None = None
-        while True:
-            try:
-                result = call()
-                self._broker_reached(True)
-                return result
-            except KafkaError as exc:
-                self.metrics.broker_errors.labels(operation).inc()
-                self._broker_reached(False)
-                logger.warning("%s failed (%s); retrying in %.1f s", operation, exc, delay)
-            if self.stop_event.is_set():
-                if give_up_at is None:
-                    give_up_at = time.monotonic() + self.settings.shutdown_timeout_seconds
-                elif time.monotonic() > give_up_at:
-                    raise SinkError(f"{operation} still failing at shutdown")
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 10.0)
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
@@ -546,7 +372,7 @@ class Worker:
             # kafka-python can raise out of poll while connections are reset: the broker is
             # away, not the worker's input; report it, back off, and poll again
             self.metrics.broker_errors.labels("poll").inc()
-            self._broker_reached(False)
+            self._broker.reached(False)
             logger.warning("poll failed (%s); retrying in %.1f s", exc, _POLL_BACKOFF_SECONDS)
             self.stop_event.wait(_POLL_BACKOFF_SECONDS)
             return
@@ -556,7 +382,7 @@ class Worker:
         self.metrics.last_poll.set(now_wall)
         if batch:
             self._last_data = self._last_records = time.monotonic()
-            self._broker_reached(True)
+            self._broker.reached(True)
             with self.metrics.processing.time():
                 for tp, messages in batch.items():
                     self._process(tp, messages)
@@ -569,56 +395,13 @@ class Worker:
             if self._due(part, now):
                 self._checkpoint(part, commit=True)
         self._gauges.update(self._parts.values(), consumer, now_wall)
-        if now - self._stall_checked >= _STALL_SECONDS / 3:
+        if now - self._stall_checked >= STALL_SECONDS / 3:
             self._stall_checked = now
-            self._unstall(consumer, now)
-
-    def _unstall(self, consumer: KafkaConsumer, now: float) -> None:
-        """Seek again each partition that has records on the broker but has not advanced lately
-        (no record polled, or only records before its position)."""
-        quiet = [p for p in self._parts.values() if now - p.last_records >= _STALL_SECONDS]
-        if not quiet:
-            return
-        try:
-            ends = consumer.end_offsets([p.tp for p in quiet], timeout_ms=5000)
-        except KafkaError as exc:
-            logger.info("end offsets for the stall check failed: %s", exc)
-            return
-        for part in quiet:
-            # the broker's reported end may lag the real one (Tansu): the fetched high-water
-            # mark counts too
-            end = max(ends.get(part.tp) or 0, consumer.highwater(part.tp) or 0)
-            if end > part.offset:
-                logger.warning(
-                    "%s: no records for %.0f s though the log holds %d more; seeking to %d again",
-                    part.tp,
-                    now - part.last_records,
-                    end - part.offset,
-                    part.offset,
-                )
-                self.metrics.input_stalls.inc()
-                consumer.seek(part.tp, part.offset)
-            part.last_records = now
+            reseek_stalled(self._parts.values(), consumer, now, self.metrics)
 
     def _probe_broker(self, consumer: KafkaConsumer) -> None:
         self._last_data = time.monotonic()
-        try:
-            # a real round trip: topics() may answer from cached metadata while the broker is away
-            assigned = sorted(consumer.assignment())
-            if assigned:
-                consumer.end_offsets(assigned[:1], timeout_ms=5000)
-            else:
-                consumer.topics()
-        except KafkaError as exc:
-            self._broker_reached(False)
-            logger.warning("broker unreachable: %s", exc)
-            return
-        self._broker_reached(True)
-
-    def _broker_reached(self, ok: bool) -> None:
-        """Report whether the last call to the broker got through (metric and readiness)."""
-        self.metrics.broker_up.set(1 if ok else 0)
-        self.health.update(broker_ok=ok)
+        self._broker.probe(consumer)
 
     def _shutdown(self) -> None:
         """Checkpoint every partition, commit, leave the group, close the clients."""
@@ -630,7 +413,8 @@ class Worker:
             except StreamsError as exc:
                 logger.error("final checkpoint of %s failed: %s", part.tp, exc)
         self._parts.clear()
-        for closer in (self._consumer, self._scanner, self._store, self._producer):
+        output = self._output
+        for closer in (self._consumer, output.scanner, self._store, output.producer):
             if closer is None:
                 continue
             try:

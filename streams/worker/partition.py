@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from insights import EngineStats, InsightEngine, InsightRecord
 from streams.checkpoints import PendingInsight
 from streams.metrics import WorkerMetrics
 
-__all__ = ["Partition"]
+__all__ = ["STALL_SECONDS", "Partition", "reseek_stalled"]
 
 logger = logging.getLogger(__name__)
+
+#: A partition with records on the broker that has not advanced for this long is sought to its
+#: position again: once, under CPU load, a restored partition got no records for four minutes
+#: while its sibling was read.
+STALL_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -38,7 +45,7 @@ class Partition:
     sought: int | None = None
     """The offset last sought to after a gap: a poll from there proves the gap is in the log."""
     last_records: float = field(default_factory=time.monotonic)
-    """When a poll last advanced this partition (see ``Worker._unstall``)."""
+    """When a poll last advanced this partition (see :func:`reseek_stalled`)."""
 
     def in_order(
         self,
@@ -79,3 +86,34 @@ class Partition:
             metrics.offset_gaps.inc(missing)
         self.sought = None
         return messages
+
+
+def reseek_stalled(
+    parts: Iterable[Partition], consumer: KafkaConsumer, now: float, metrics: WorkerMetrics
+) -> None:
+    """Seek again each partition that has records on the broker but has not advanced for
+    :data:`STALL_SECONDS` (no record polled, or only records before its position): a seek
+    resets the client's fetch state for it."""
+    quiet = [p for p in parts if now - p.last_records >= STALL_SECONDS]
+    if not quiet:
+        return
+    try:
+        ends = consumer.end_offsets([p.tp for p in quiet], timeout_ms=5000)
+    except KafkaError as exc:
+        logger.info("end offsets for the stall check failed: %s", exc)
+        return
+    for part in quiet:
+        # the broker's reported end may lag the real one (Tansu): the fetched high-water mark
+        # counts too
+        end = max(ends.get(part.tp) or 0, consumer.highwater(part.tp) or 0)
+        if end > part.offset:
+            logger.warning(
+                "%s: no records for %.0f s though the log holds %d more; seeking to %d again",
+                part.tp,
+                now - part.last_records,
+                end - part.offset,
+                part.offset,
+            )
+            metrics.input_stalls.inc()
+            consumer.seek(part.tp, part.offset)
+        part.last_records = now

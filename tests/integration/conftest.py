@@ -302,8 +302,8 @@ def strict_kafka(monkeypatch: pytest.MonkeyPatch) -> StrictKafka:
     """In-process workers produce and create topics through Apache Kafka's record rules."""
     rules = StrictKafka()
     producer, admin = strict_classes(rules)
-    monkeypatch.setattr("streams.worker.core.KafkaProducer", producer)
-    monkeypatch.setattr("streams.worker.core.KafkaAdminClient", admin)
+    monkeypatch.setattr("streams.worker.clients.KafkaProducer", producer)
+    monkeypatch.setattr("streams.worker.clients.KafkaAdminClient", admin)
     return rules
 
 

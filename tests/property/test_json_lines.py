@@ -140,10 +140,10 @@ def test_hazards_among_clean_records_decode_as_lines_do() -> None:
 
 def test_a_clean_chunk_is_read_in_one_call_and_an_odd_one_line_by_line() -> None:
     """The fast path is taken when it may be (else the properties above would hold vacuously)."""
-    from insights import events
+    from insights import decoding
 
     calls: list[int] = []
-    decoder = events._event_decoder
+    decoder = decoding.EVENT_DECODER
 
     class Spy:
         def decode(self, data: bytes) -> object:
@@ -156,7 +156,7 @@ def test_a_clean_chunk_is_read_in_one_call_and_an_odd_one_line_by_line() -> None
 
     clean = b"\n".join(_compact({**RECORD, "eventID": str(i)}) for i in range(50)) + b"\n"
     odd = clean + b"not json\n"
-    events._event_decoder = Spy()  # type: ignore[assignment]
+    decoding.EVENT_DECODER = Spy()  # type: ignore[assignment]
     try:
         assert sum(len(r.events) for r in iter_json_lines(clean)) == 50
         assert calls == [50]
@@ -164,4 +164,4 @@ def test_a_clean_chunk_is_read_in_one_call_and_an_odd_one_line_by_line() -> None
         assert [len(r.rejections) for r in iter_json_lines(odd)] == [1]
         assert len(calls) == 51  # the failed lines-call is not made: the last line is no record
     finally:
-        events._event_decoder = decoder
+        decoding.EVENT_DECODER = decoder

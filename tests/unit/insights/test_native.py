@@ -33,12 +33,13 @@ from insights import (
 )
 from insights.attribution import AttributionTable, Interner
 from insights.baselines import N_SLOTS, BaselineTable, StreamExposure
+from insights.errors import InsightsConfigError
 from insights.events import UserIdentity, event_seconds
 from insights.stats import nb_tail_score
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
 from streams.lab.simulate import Scenario, generate, render
-from tests.factory import T0, background, burst, iso, make_event
+from tests.factory import T0, background, burst, burst_after_a_day, iso, make_event, run
 
 T = TypeVar("T")
 BUILT = native.module
@@ -115,13 +116,15 @@ def test_only_double_loops_of_the_expected_arity_are_taken() -> None:
     assert BUILT is not None
     ufuncs = [np.exp2, special.gammainc, special.betainc, np.log10]
     x = np.array([[5.0, 3.0, 0.0]])
-    expected = nb_tail_score(x, np.ones((1, 3)), np.array([[1.0, 4.0, 1.0]])).tobytes()
+    phi = np.array([[1.0, 4.0, 1.0]])
+    expected = nb_tail_score(x, np.ones((1, 3)), phi, kernels=BUILT).tobytes()
     for slot, wrong in enumerate([np.add, special.betainc, len, np.bitwise_not]):
         # two operands where one is read, three where two are, not a ufunc, no double loop
         others = [*ufuncs[:slot], wrong, *ufuncs[slot + 1 :]]
         assert BUILT.set_loops(*others) is False
     # a failed call keeps the loops found before
-    assert nb_tail_score(x, np.ones((1, 3)), np.array([[1.0, 4.0, 1.0]])).tobytes() == expected
+    assert nb_tail_score(x, np.ones((1, 3)), phi, kernels=BUILT).tobytes() == expected
+    assert nb_tail_score(x, np.ones((1, 3)), phi).tobytes() == expected  # pure Python
     assert BUILT.set_loops(*ufuncs) is True
     with pytest.raises(TypeError, match="expected set_loops"):
         BUILT.set_loops(np.exp2)  # type: ignore[call-arg]
@@ -450,6 +453,30 @@ def test_many_streams_and_shapes_give_the_same_output_with_and_without_the_accel
     assert stats["analysed"] == len(lines)
 
 
+class _Untouchable(types.ModuleType):
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the engine reached for the kernels' {name}")
+
+
+def test_an_engine_keeps_the_choice_of_kernels_it_was_constructed_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = burst_after_a_day()
+    expected = [r.to_json() for r in run(events)]  # with the built kernels
+    monkeypatch.setattr(native, "module", _Untouchable("insights._native"))
+    pure = InsightEngine(EngineConfig(warmup_minutes=60), accelerated=False)
+    out = pure.process_many(events) + pure.flush()
+    assert [r.to_json() for r in out] == expected
+    monkeypatch.setattr(native, "module", BUILT)
+    fast = InsightEngine(EngineConfig(warmup_minutes=60))
+    monkeypatch.setattr(native, "module", _Untouchable("insights._native"))
+    out = fast.process_many(events) + fast.flush()
+    assert [r.to_json() for r in out] == expected
+    monkeypatch.setattr(native, "module", None)
+    with pytest.raises(InsightsConfigError, match="not built"):
+        InsightEngine(accelerated=True)
+
+
 def test_a_read_only_stream_counts_as_not_analysed() -> None:
     events = [
         make_event(T0 + i, "ListUsers", read_only=True, event_id=f"l{i}") for i in range(0, 600)
@@ -469,7 +496,7 @@ def test_sketch_merges_are_bit_identical_with_and_without_the_accelerator(
     seed: int, attributes: int
 ) -> None:
     def run() -> tuple[np.ndarray, np.ndarray]:
-        table = AttributionTable(capacity=8)
+        table = AttributionTable(capacity=8, kernels=native.module)
         rng = np.random.default_rng(seed)
         for minute in range(40):  # repeats, new values, full sketches, small and large minutes
             n = int(rng.integers(1, 200 if minute % 7 == 0 else 30))
@@ -511,7 +538,9 @@ def test_loops_reject_calls_they_do_not_understand() -> None:
 # ------------------------------------------------------------------ closing steps
 def _random_table(rng: np.random.Generator, rows: int) -> BaselineTable:
     """A table in an arbitrary (not necessarily learned) state, from sparse to heavy rows."""
-    table = BaselineTable(half_life=10080.0, peak_half_life=4320.0, capacity=4)
+    table = BaselineTable(
+        half_life=10080.0, peak_half_life=4320.0, capacity=4, kernels=native.module
+    )
     for _ in range(rows):
         table.add_row()
     scale = 10.0 ** rng.integers(-3, 5, (rows, 1))
@@ -728,7 +757,7 @@ def test_buffer_merges_are_bit_identical_with_and_without_the_accelerator(
     buffers: list[dict[tuple[int, str, str, str], int]], row_weights: dict[int, float]
 ) -> None:
     def run() -> tuple[bytes, bytes, list[str]]:
-        table = AttributionTable(capacity=8)
+        table = AttributionTable(capacity=8, kernels=native.module)
         names = Interner(["Throttling"])  # an id that is not in text order
         for _ in range(3):  # again, so values already in the sketches are matched
             table.merge_buffers(buffers, row_weights, names.id)
@@ -797,7 +826,7 @@ def test_tail_scores_are_bit_identical_with_and_without_the_accelerator(
 
 
 def _score_bytes(x: np.ndarray, lam: np.ndarray, phi: np.ndarray, where: np.ndarray) -> bytes:
-    return nb_tail_score(x, lam, phi, where=where).tobytes()
+    return nb_tail_score(x, lam, phi, where=where, kernels=native.module).tobytes()
 
 
 def test_tail_scores_reject_what_they_cannot_read() -> None:

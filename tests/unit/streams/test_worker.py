@@ -10,7 +10,8 @@ import pytest
 from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
-from insights import InsightEngine, Rejection, chunk_ranges, decode_many
+from insights import InsightEngine, Rejection, decode_many
+from insights.chunks import chunk_ranges
 from streams.lab.simulate import Scenario, generate, render
 from streams.settings import WorkerSettings
 from streams.worker import Partition, Worker

@@ -146,10 +146,10 @@ def test_records_dated_ahead_of_the_workers_clock_are_dead_lettered(worker: Work
     consumer = _Consumer(log, batch=100)
     worker._consumer = consumer
     sent: list[tuple[str, bytes, dict[str, bytes]]] = []
-    worker._send = lambda topic, key, value, headers: sent.append(  # type: ignore[method-assign]
+    worker._output.send = lambda topic, key, value, headers: sent.append(  # type: ignore[method-assign]
         (topic, value, dict(headers))
     )
-    worker._flush = lambda: None  # type: ignore[method-assign]
+    worker._output.flush = lambda: None  # type: ignore[method-assign]
     worker.on_assigned([TP])
     _drain(worker, consumer)
     part = worker._parts[TP]
