@@ -205,40 +205,63 @@ class StreamClocks:
             if not stream.held:
                 self.holding.discard(stream)
 
-    def _maybe_jump(self, stream: StreamState, force: bool = False) -> None:
-        """Move ``stream`` to its held events' time if the rule allows it (or ``force``)."""
+    def _maybe_jump(self, stream: StreamState, force: bool = False, at_end: bool = False) -> None:
+        """Move ``stream`` to its held events' time if the rule allows it (or ``force``).
+
+        The events around the median held time are judged together (so that a few outliers do
+        not decide); at the end of a finite input, the earliest first (:meth:`close_all`).
+        """
         cfg = self.config
         held = sorted(stream.held, key=lambda p: p[0])
-        pivot = held[len(held) // 2][0]
+        pivot = held[0][0] if at_end else held[len(held) // 2][0]
         agreeing = [(s, e) for s, e in held if abs(s - pivot) <= self.jump]
         distinct = sum(1 for _, e in agreeing if e.event_id is not None)
+        newest = agreeing[-1][0]
         if not (
             force
             or distinct >= cfg.jump_confirm_events
-            or (distinct >= cfg.jump_vouched_events and self._vouched(stream, agreeing[-1][0]))
+            or (distinct >= cfg.jump_vouched_events and self._vouched(stream, newest))
+            or (distinct and self._stalled_behind_others(stream, newest, at_end))
         ):
             return
-        first = agreeing[0][0]
-        earlier = [e for s, e in held if s < first]
-        later = [(s, e) for s, e in held if s > agreeing[-1][0]]
-        if earlier:
-            self.reject_future(earlier)
+        # the held events before the agreeing ones are in the past of the time they confirm:
+        # they cannot move the clock past it, so they are taken too, in order
+        taken = [(s, e) for s, e in held if s <= newest]
+        later = held[len(taken) :]
+        first = taken[0][0]
         logger.debug(
             "stream %s/%s jumps forward to %d after %d held events",
             stream.account,
             stream.region,
             first,
-            len(agreeing),
+            len(taken),
         )
         stream.held = []
         if stream.max_seen == UNBORN:
             self._start_clock(stream, first)
         self.schedule(stream, (first - self.lateness) // 60)
-        for held_seconds, held_event in agreeing:
+        for held_seconds, held_event in taken:
             self._accept(stream, held_seconds, held_event)
         if later:  # beyond the new clock too: held again, from it
             stream.held = later
             self._start_holding(stream)
+
+    def _stalled_behind_others(self, stream: StreamState, newest: int, at_end: bool) -> bool:
+        """Whether ``stream`` is seen to have stalled while other clocks passed its held events
+        (up to ``newest``): then even one of them moves it (a sparse stream's next call).
+
+        Seen: the other streams' newest clock moved on ``jump_vouch_seconds`` since the first
+        held event while the stream's own clock stood still (were its traffic still arriving,
+        the held events would have been rejected by then); or the input ended with the other
+        clocks that far past them.
+        """
+        other = self._other_clocks(stream)
+        if other is None or stream.max_seen == UNBORN or newest > other:
+            return False
+        vouch = self.config.jump_vouch_seconds
+        if at_end:
+            return other - newest >= vouch
+        return other - stream.held_reference >= vouch
 
     def _vouched(self, stream: StreamState, newest: int) -> bool:
         """Whether another clock says the time of the held events (up to ``newest``) has come.
@@ -262,12 +285,18 @@ class StreamClocks:
         """Settle what every stream holds and close all its minutes; (stream, last minute + 1).
 
         Held events never confirmed are rejected, except those of a stream whose clock never
-        started (nothing of its own contradicts them).
+        started (nothing of its own contradicts them) and those the other streams' clocks had
+        passed (a sparse stream's records after a long gap).
         """
         lasts: list[tuple[StreamState, int]] = []
         for stream in list(self.streams.values()):
             if stream.max_seen == UNBORN:
                 self._maybe_jump(stream, force=True)
+            while stream.held:  # each pass takes the earliest group or leaves all held
+                held = len(stream.held)
+                self._maybe_jump(stream, at_end=True)
+                if len(stream.held) == held:
+                    break
             if stream.held:
                 self._reject_held(stream, len(stream.held))
             last = max([stream.max_seen // 60, *stream.pending]) + 1

@@ -155,6 +155,50 @@ def test_a_quiet_region_waking_up_is_vouched_for_by_the_flowing_ones() -> None:
     assert engine.stats.analysed == 1 + 8 * 60 + 5
 
 
+def test_a_sparse_stream_beside_a_flowing_one_has_every_record_counted() -> None:
+    """One call every 8 hours (beyond the 6 h jump) next to a busy Region, fed as the worker
+    feeds it (a wall-clock bound set): each call moves its stream once the busy clock has
+    passed it, instead of waiting held for ever."""
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    events = []
+    for m in range(3 * 24 * 60):
+        events.append(make_event(T0 + m * 60, event_id=f"busy{m}"))
+        if m % (8 * 60) == 0:
+            events.append(make_event(T0 + m * 60 + 5, region="sa-east-1", event_id=f"s{m}"))
+    for start in range(0, len(events), 500):
+        engine.reject_after(T0 + 10 * DAY)
+        engine.process_many(events[start : start + 500])
+    assert engine.stats.analysed == len(events)
+    assert engine.stats.rejected.get("future_timestamp", 0) == 0
+    assert engine.watermark("123456789012", "sa-east-1") == (T0 + 2 * DAY + 16 * 3600 - 55) // 60
+
+
+def test_a_sparse_streams_records_before_the_ones_that_move_it_are_taken() -> None:
+    """A one-Region log with calls hours apart: the records held before an agreeing group
+    are in the past of the time it confirms, so they are counted, not rejected."""
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process(make_event(T0, event_id="a"))
+    sparse = [make_event(T0 + h * 3600, event_id=f"h{h}") for h in (10, 20)]
+    group = [make_event(T0 + 30 * 3600 + i, event_id=f"g{i}") for i in range(3)]
+    engine.process_many(sparse + group)
+    engine.flush()
+    assert engine.stats.rejected.get("future_timestamp", 0) == 0
+    assert engine.stats.analysed == 6
+
+
+def test_at_the_end_of_a_replay_records_the_other_clocks_passed_are_taken() -> None:
+    """A tree read Region by Region: the busy Region is read first, then a quiet one whose
+    single calls are days apart; nothing of its own contradicts them and the other clock is
+    past them, so the end of the input takes them."""
+    engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
+    engine.process_many([make_event(T0 + m * 60, event_id=f"b{m}") for m in range(5 * 24 * 60)])
+    quiet = [make_event(T0 + d * DAY, region="sa-east-1", event_id=f"q{d}") for d in range(4)]
+    engine.process_many(quiet)
+    engine.flush()
+    assert engine.stats.rejected.get("future_timestamp", 0) == 0
+    assert engine.stats.analysed == 5 * 24 * 60 + 4
+
+
 def test_records_ahead_of_a_flowing_stream_are_rejected_once_it_moves_on() -> None:
     engine = InsightEngine(EngineConfig(allowed_lateness_seconds=60))
     # two Regions flowing; 50 agreeing records (distinct ids) 30 h ahead of one of them
