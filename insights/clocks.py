@@ -32,6 +32,9 @@ _ON_TIME_PROGRESS = 60
 UNBORN = -(2**62)
 #: The ``reject_after`` bound when none is set (later than any accepted timestamp).
 NO_HORIZON = 2**62
+#: ``held_reference`` not taken yet: the next :meth:`StreamClocks.review_held` takes it (finding
+#: the newest other clock costs a pass over every stream; a review makes one for all).
+_PENDING = -1
 
 StreamKey = tuple[str, str]
 Accept = Callable[[StreamState, int, CloudTrailEvent], None]
@@ -61,6 +64,8 @@ class StreamClocks:
         self.holding: set[StreamState] = set()
         #: a lower bound of the newest stream clock
         self._newest_bound = 0
+        #: during :meth:`review_held`: the newest clock, its stream, the second newest
+        self._top: tuple[int | None, StreamState | None, int | None] | None = None
         #: see :meth:`reject_after`
         self.horizon = NO_HORIZON
         self._rejected: list[CloudTrailEvent] = []
@@ -124,10 +129,18 @@ class StreamClocks:
     # ------------------------------------------------------------------ clock jumps
     def _other_clocks(self, stream: StreamState | None) -> int | None:
         """The newest clock of the streams other than ``stream``; None when there is none."""
-        newest = max(
-            (s.max_seen for s in self.streams.values() if s is not stream and s.max_seen != UNBORN),
-            default=None,
-        )
+        if self._top is not None:
+            best, owner, second = self._top
+            newest = second if owner is stream else best
+        else:
+            newest = max(
+                (
+                    s.max_seen
+                    for s in self.streams.values()
+                    if s is not stream and s.max_seen != UNBORN
+                ),
+                default=None,
+            )
         if newest is not None:
             self._newest_bound = max(self._newest_bound, newest)
         return newest
@@ -166,11 +179,13 @@ class StreamClocks:
         self.holding.add(stream)
         if len(stream.held) > 2 * self.config.jump_confirm_events:
             self._reject_held(stream, 1)  # the oldest: bounded memory per stream
-        self._maybe_jump(stream)
+        # a stall shows only as the other clocks move on: the next review judges that
+        self._maybe_jump(stream, stalled=False)
 
     def _start_holding(self, stream: StreamState) -> None:
         stream.held_clock = stream.max_seen
-        stream.held_reference = self._other_clocks(stream) or 0
+        # taken at the next review when not in one: later, so a stall is never seen sooner
+        stream.held_reference = _PENDING if self._top is None else (self._other_clocks(stream) or 0)
 
     def _reject_held(self, stream: StreamState, count: int) -> None:
         self.reject_future([e for _, e in stream.held[:count]])
@@ -196,16 +211,57 @@ class StreamClocks:
         return taken
 
     def review_held(self) -> None:
-        """Re-judge the held events of every stream holding some (other clocks moved on)."""
-        for stream in list(self.holding):
-            if stream.held and stream.max_seen - stream.held_clock >= _ON_TIME_PROGRESS:
-                self._reject_held(stream, len(stream.held))
-            elif stream.held:
-                self._maybe_jump(stream)
-            if not stream.held:
-                self.holding.discard(stream)
+        """Re-judge the held events of every stream holding some (other clocks moved on).
 
-    def _maybe_jump(self, stream: StreamState, force: bool = False, at_end: bool = False) -> None:
+        The two newest clocks are found once per review (not once per holding stream: an
+        organization has thousands of quiet account-Regions), and again after a jump.
+        """
+        self._top = self._two_newest()
+        try:
+            for stream in list(self.holding):
+                if stream.held_reference == _PENDING:
+                    stream.held_reference = self._other_clocks(stream) or 0
+                if stream.held and stream.max_seen - stream.held_clock >= _ON_TIME_PROGRESS:
+                    self._reject_held(stream, len(stream.held))
+                elif stream.held:
+                    clock = stream.max_seen
+                    self._maybe_jump(stream)
+                    if stream.max_seen != clock:
+                        self._top = self._raised(self._top, stream)
+                if not stream.held:
+                    self.holding.discard(stream)
+        finally:
+            self._top = None
+
+    @staticmethod
+    def _raised(
+        top: tuple[int | None, StreamState | None, int | None], stream: StreamState
+    ) -> tuple[int | None, StreamState | None, int | None]:
+        """``top`` (:meth:`_two_newest`) after ``stream``'s clock moved on (clocks only do)."""
+        best, owner, second = top
+        clock = stream.max_seen
+        if owner is stream or best is None or clock > best:
+            return clock, stream, (second if owner is stream else best)
+        return best, owner, (clock if second is None or clock > second else second)
+
+    def _two_newest(self) -> tuple[int | None, StreamState | None, int | None]:
+        """The newest started clock, its stream, and the newest clock of the other streams."""
+        best: int | None = None
+        second: int | None = None
+        owner: StreamState | None = None
+        for s in self.streams.values():
+            clock = s.max_seen
+            if clock == UNBORN:
+                continue
+            if best is None or clock > best:
+                best, second, owner = clock, best, s
+            elif second is None or clock > second:
+                second = clock
+        return best, owner, second
+
+    def _maybe_jump(
+        self, stream: StreamState, force: bool = False, at_end: bool = False, stalled: bool = True
+    ) -> None:
         """Move ``stream`` to its held events' time if the rule allows it (or ``force``).
 
         The events around the median held time are judged together (so that a few outliers do
@@ -221,7 +277,7 @@ class StreamClocks:
             force
             or distinct >= cfg.jump_confirm_events
             or (distinct >= cfg.jump_vouched_events and self._vouched(stream, newest))
-            or (distinct and self._stalled_behind_others(stream, newest, at_end))
+            or (stalled and distinct and self._stalled_behind_others(stream, newest, at_end))
         ):
             return
         # the held events before the agreeing ones are in the past of the time they confirm:
@@ -261,7 +317,7 @@ class StreamClocks:
         vouch = self.config.jump_vouch_seconds
         if at_end:
             return other - newest >= vouch
-        return other - stream.held_reference >= vouch
+        return stream.held_reference != _PENDING and other - stream.held_reference >= vouch
 
     def _vouched(self, stream: StreamState, newest: int) -> bool:
         """Whether another clock says the time of the held events (up to ``newest``) has come.
@@ -277,7 +333,9 @@ class StreamClocks:
             return True
         vouch = self.config.jump_vouch_seconds
         return other - newest >= vouch or (
-            newest <= other and other - stream.held_reference >= vouch
+            newest <= other
+            and stream.held_reference != _PENDING
+            and other - stream.held_reference >= vouch
         )
 
     # ------------------------------------------------------------------ end of input
