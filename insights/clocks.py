@@ -180,7 +180,7 @@ class StreamClocks:
         if len(stream.held) > 2 * self.config.jump_confirm_events:
             self._reject_held(stream, 1)  # the oldest: bounded memory per stream
         # a stall shows only as the other clocks move on: the next review judges that
-        self._maybe_jump(stream, stalled=False)
+        self._maybe_jump(stream)
 
     def _start_holding(self, stream: StreamState) -> None:
         stream.held_clock = stream.max_seen
@@ -213,23 +213,31 @@ class StreamClocks:
     def review_held(self) -> None:
         """Re-judge the held events of every stream holding some (other clocks moved on).
 
-        The two newest clocks are found once per review (not once per holding stream: an
-        organization has thousands of quiet account-Regions), and again after a jump.
+        The held events of a stream whose own traffic moved its clock on are rejected; the
+        others are judged by the jump rule (:meth:`_maybe_jump`), a stall now being observable.
         """
+        self._judge_each(list(self.holding), self._review)
+
+    def _review(self, stream: StreamState) -> None:
+        if stream.held_reference == _PENDING:
+            stream.held_reference = self._other_clocks(stream) or 0
+        if stream.held and stream.max_seen - stream.held_clock >= _ON_TIME_PROGRESS:
+            self._reject_held(stream, len(stream.held))
+        elif stream.held:
+            self._maybe_jump(stream, stall_seen=True)
+        if not stream.held:
+            self.holding.discard(stream)
+
+    def _judge_each(self, streams: list[StreamState], judge: Callable[[StreamState], None]) -> None:
+        """``judge`` each stream, with the two newest clocks found once for all of them (an
+        organization has thousands of quiet account-Regions) and kept up as clocks move."""
         self._top = self._two_newest()
         try:
-            for stream in list(self.holding):
-                if stream.held_reference == _PENDING:
-                    stream.held_reference = self._other_clocks(stream) or 0
-                if stream.held and stream.max_seen - stream.held_clock >= _ON_TIME_PROGRESS:
-                    self._reject_held(stream, len(stream.held))
-                elif stream.held:
-                    clock = stream.max_seen
-                    self._maybe_jump(stream)
-                    if stream.max_seen != clock:
-                        self._top = self._raised(self._top, stream)
-                if not stream.held:
-                    self.holding.discard(stream)
+            for stream in streams:
+                clock = stream.max_seen
+                judge(stream)
+                if stream.max_seen != clock:
+                    self._top = self._raised(self._top, stream)
         finally:
             self._top = None
 
@@ -260,12 +268,17 @@ class StreamClocks:
         return best, owner, second
 
     def _maybe_jump(
-        self, stream: StreamState, force: bool = False, at_end: bool = False, stalled: bool = True
+        self,
+        stream: StreamState,
+        force: bool = False,
+        at_end: bool = False,
+        stall_seen: bool = False,
     ) -> None:
         """Move ``stream`` to its held events' time if the rule allows it (or ``force``).
 
         The events around the median held time are judged together (so that a few outliers do
         not decide); at the end of a finite input, the earliest first (:meth:`close_all`).
+        ``stall_seen``: called by a review, when a stall of the stream can have been observed.
         """
         cfg = self.config
         held = sorted(stream.held, key=lambda p: p[0])
@@ -276,8 +289,7 @@ class StreamClocks:
         if not (
             force
             or distinct >= cfg.jump_confirm_events
-            or (distinct >= cfg.jump_vouched_events and self._vouched(stream, newest))
-            or (stalled and distinct and self._stalled_behind_others(stream, newest, at_end))
+            or (distinct and self._vouched(stream, newest, distinct, stall_seen, at_end))
         ):
             return
         # the held events before the agreeing ones are in the past of the time they confirm:
@@ -302,41 +314,39 @@ class StreamClocks:
             stream.held = later
             self._start_holding(stream)
 
-    def _stalled_behind_others(self, stream: StreamState, newest: int, at_end: bool) -> bool:
-        """Whether ``stream`` is seen to have stalled while other clocks passed its held events
-        (up to ``newest``): then even one of them moves it (a sparse stream's next call).
+    def _vouched(
+        self, stream: StreamState, newest: int, distinct: int, stall_seen: bool, at_end: bool
+    ) -> bool:
+        """Whether the other clocks say the time of ``distinct`` held events (up to ``newest``)
+        has come.
 
-        Seen: the other streams' newest clock moved on ``jump_vouch_seconds`` since the first
-        held event while the stream's own clock stood still (were its traffic still arriving,
-        the held events would have been rejected by then); or the input ended with the other
-        clocks that far past them.
+        It has when the other streams' newest clock was ``jump_vouch_seconds`` past them
+        already (a replay whose other streams are ahead) or moved on that far while the stream
+        stalled: ``jump_vouched_events`` agreeing events then move it. A stall seen by a review
+        (the other clock moved on since the first held event and the stream's own did not: its
+        traffic still arriving would have had the events rejected), or the other clocks that far
+        past them at the end of the input, is enough for even one (a sparse stream's next call).
+        A stream whose clock has not started, or an input that has shown no other stream (the
+        first of a replay), has only its own agreeing events to go by: other streams are other
+        clocks, and a log tree ordered by account or Region holds streams years apart.
         """
-        other = self._other_clocks(stream)
-        if other is None or stream.max_seen == UNBORN or newest > other:
-            return False
-        vouch = self.config.jump_vouch_seconds
-        if at_end:
-            return other - newest >= vouch
-        return stream.held_reference != _PENDING and other - stream.held_reference >= vouch
-
-    def _vouched(self, stream: StreamState, newest: int) -> bool:
-        """Whether another clock says the time of the held events (up to ``newest``) has come.
-
-        It has when that clock was past them already (a replay whose other streams are ahead)
-        or moved on to them while the stream stalled. A stream whose clock has not started, or
-        an input that has shown no other stream (the first of a replay), has only its own
-        agreeing records to go by: other streams are other clocks, and a log tree ordered by
-        account or Region holds streams years apart.
-        """
+        cfg = self.config
+        few = distinct < cfg.jump_vouched_events
+        if few and not (stall_seen or at_end):
+            return False  # without finding the other clocks: a pass over every stream
         other = self._other_clocks(stream)
         if other is None or stream.max_seen == UNBORN:
-            return True
-        vouch = self.config.jump_vouch_seconds
-        return other - newest >= vouch or (
+            return not few
+        vouch = cfg.jump_vouch_seconds
+        passed = other - newest >= vouch
+        stalled = (
             newest <= other
             and stream.held_reference != _PENDING
             and other - stream.held_reference >= vouch
         )
+        if (stall_seen and stalled) or (at_end and passed):
+            return True
+        return not few and (passed or stalled)
 
     # ------------------------------------------------------------------ end of input
     def close_all(self) -> list[tuple[StreamState, int]]:
@@ -347,7 +357,8 @@ class StreamClocks:
         passed (a sparse stream's records after a long gap).
         """
         lasts: list[tuple[StreamState, int]] = []
-        for stream in list(self.streams.values()):
+
+        def settle(stream: StreamState) -> None:
             if stream.max_seen == UNBORN:
                 self._maybe_jump(stream, force=True)
             while stream.held:  # each pass takes the earliest group or leaves all held
@@ -360,6 +371,8 @@ class StreamClocks:
             last = max([stream.max_seen // 60, *stream.pending]) + 1
             self.schedule(stream, last)
             lasts.append((stream, last))
+
+        self._judge_each(list(self.streams.values()), settle)
         return lasts
 
     # ------------------------------------------------------------------ snapshots

@@ -54,7 +54,8 @@ class StreamState:
     held_clock: int = 0
     """``max_seen`` when the first held event arrived (the stall is measured from it)."""
     held_reference: int = 0
-    """The other streams' newest clock when the first held event arrived."""
+    """The other streams' newest clock when the first held event arrived (-1 until the next
+    review of held events takes it: :class:`insights.clocks.StreamClocks`)."""
     open_rows: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
