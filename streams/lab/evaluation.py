@@ -20,6 +20,8 @@ class Evaluation:
     """How a run of insights compares with the labels."""
 
     found: dict[str, bool] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Each label's kind, by the label's name (the keys of ``found``)."""
     latencies: dict[str, float] = field(default_factory=dict)
     false_insights: list[dict[str, Any]] = field(default_factory=list)
     key_days: float = 0.0
@@ -40,11 +42,24 @@ class Evaluation:
         values = list(self.latencies.values())
         return statistics.median(values) / 60 if values else float("nan")
 
+    def by_kind(self) -> dict[str, tuple[int, int, list[float]]]:
+        """Per anomaly kind: labels found, labels, and the latencies found (minutes)."""
+        out: dict[str, tuple[int, int, list[float]]] = {}
+        for name, kind in self.kinds.items():
+            found, total, latencies = out.get(kind, (0, 0, []))
+            if self.found[name]:
+                latencies = [*latencies, self.latencies[name] / 60]
+            out[kind] = (found + self.found[name], total + 1, latencies)
+        return out
+
 
 def _matches(record: dict[str, Any], label: Label) -> bool:
     d = record["insightDetails"]
     key = (d["eventSource"], d["eventName"], d["insightType"], d.get("errorCode", ""))
     if (record["recipientAccountId"], record["awsRegion"]) != (label.account, label.region):
+        return False
+    direction = record.get("additionalEventData", {}).get("direction", "increase")
+    if direction != label.direction:
         return False
     start = parse_epoch_seconds(record["eventTime"])
     return key in label.keys and label.onset - SLACK_SECONDS <= start <= label.end + SLACK_SECONDS
@@ -58,6 +73,7 @@ def evaluate(
     for label in labels:
         name = f"{label.kind}@{label.account}/{label.region}"
         result.found[name] = False
+        result.kinds[name] = label.kind
         for record in records:
             if record["insightDetails"]["state"] == "Start" and _matches(record, label):
                 detected = parse_epoch_seconds(record["additionalEventData"]["detectionTime"])
