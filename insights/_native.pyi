@@ -91,6 +91,7 @@ def close_step(
     intern: Callable[[str], int],
     min_excess: float,
     start_score: float,
+    sparse: float,
     rescale_exponent: float,
     lookback: int,
     tools: tuple[Any, ...],

@@ -64,6 +64,10 @@ class Interner:
             self._values.append(value)
         return found
 
+    def find(self, value: str) -> int | None:
+        """Return the id of ``value``, or None if it has none (nothing is assigned)."""
+        return self._ids.get(value)
+
     def value(self, ident: int) -> str:
         """Return the value of an id."""
         return self._values[ident]

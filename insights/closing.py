@@ -4,7 +4,7 @@ When a stream's clock closes minutes (:class:`insights.clocks.StreamClocks`), th
 ``due`` until the next drain, which takes one minute of every due stream per step and runs the
 step vectorized over the keys active in it: expectation and tail scores
 (:mod:`insights.baselines`, :mod:`insights.stats`), the Start rule
-(:func:`insights.detectors.start_decisions`), learning, the attribution sketches, and the open
+(:func:`insights.starts.start_decisions`), learning, the attribution sketches, and the open
 insights' End rule (:class:`insights.detectors.OpenInsights`). With the C accelerator built,
 a step without an open or starting insight runs in C (``close_step``, ``next_batch``).
 """
@@ -19,10 +19,12 @@ from insights.baselines import SCALES, BaselineTable, Expectation, ScoredMinutes
 from insights.clocks import StreamClocks
 from insights.config import EngineConfig
 from insights.counters import EngineStats
-from insights.detectors import OpenInsight, OpenInsights, Seen, start_decisions
+from insights.detectors import OpenInsight, OpenInsights, Seen
 from insights.exposure import RESCALE_EXPONENT, StreamExposure
+from insights.familiarity import ActorReview
 from insights.records import InsightRecord
 from insights.routing import Router
+from insights.starts import start_decisions
 from insights.stats import nb_tail_score
 from insights.windows import MinuteBuffer, StreamState
 
@@ -57,6 +59,8 @@ class MinuteCloser:
         self.config = config
         self.stats = stats
         self._thresholds = config.thresholds  # the config is frozen
+        #: who made the minutes that could start or that a rare key learns in full
+        self._actors = ActorReview(config.thresholds, attrs, names, router, insights.reported)
         self._gap_piece = int(_GAP_PIECE_HALF_LIVES * config.baseline_half_life_minutes)
         self._table = table
         #: the engine's one choice of C kernels (or None), made when it was constructed
@@ -152,6 +156,7 @@ class MinuteCloser:
                 self._names.id,
                 self._thresholds.min_excess,
                 self._thresholds.start_score,
+                self._actors.sparse,
                 RESCALE_EXPONENT,
                 _LOOKBACK,
                 self._step_tools,
@@ -222,21 +227,28 @@ class MinuteCloser:
             if open_rows
             else np.zeros(len(rows), dtype=bool)
         )
-        # most minutes have no score near the Start threshold: then the peaks are not needed
+        # most minutes have no row that could start: then the peaks are not needed
         decision = None
-        if np.count_nonzero(scores >= thresholds.start_score):
-            first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
-            warmed = scored.minute - first >= self.config.warmup_minutes
-            decision = start_decisions(
-                scores,
-                window,
-                lam,
-                table.peaks(rows, scored.minute),
-                ~is_open & warmed,
-                thresholds,
-            )
+        learn_scores = scores
+        review = self._actors.review(batch, rows, item, counts, scores, window, lam, is_open)
+        if review is not None:
+            learn_scores = review.learn_scores
+            if np.count_nonzero(review.could_start):
+                first = np.array([s.first_minute for s, _, _ in batch], dtype=np.int64)[item]
+                warmed = scored.minute - first >= self.config.warmup_minutes
+                decision = start_decisions(
+                    scores,
+                    window,
+                    lam,
+                    table.peaks(rows, scored.minute),
+                    review.could_start & ~is_open & warmed,
+                    thresholds,
+                    dispersion=scored.phi,
+                    novel=review.novel,
+                    sparse=self._actors.sparse,
+                )
         guarded = is_open if decision is None else is_open | decision.mask
-        table.learn_minutes(scored, rows, counts, scores, guarded)
+        table.learn_minutes(scored, rows, counts, learn_scores, guarded)
         learned = ~guarded
         self._attrs.merge_buffers(
             [buffer for _, _, buffer in batch],
@@ -245,11 +257,16 @@ class MinuteCloser:
         )
         records: list[InsightRecord] = []
         # the rows that start an insight, per stream-minute of the batch
-        starts: dict[int, list[tuple[int, int, float]]] = {}
+        starts: dict[int, list[tuple[int, int, float, int]]] = {}
         if decision is not None:
             for i in np.flatnonzero(decision.mask).tolist():
                 starts.setdefault(int(item[i]), []).append(
-                    (i, int(decision.scale_index[i]), float(decision.score[i]))
+                    (
+                        i,
+                        int(decision.scale_index[i]),
+                        float(decision.score[i]),
+                        int(decision.new_actor_calls[i]),
+                    )
                 )
         for index, (stream, minute, buffer) in enumerate(batch):
             if stream.open_rows:  # before this minute's Starts: they are not open in it yet
@@ -258,15 +275,14 @@ class MinuteCloser:
                 records.extend(
                     self._observe_open(stream, minute, buffer, rows, lo, hi, counts, expected)
                 )
-            for i, scale_index, score in starts.get(index, ()):
+            for i, scale_index, score, new_actor_calls in starts.get(index, ()):
                 records.append(
                     self._start(
                         stream,
                         int(rows[i]),
                         minute,
                         buffer,
-                        scale_index,
-                        score,
+                        (scale_index, score, new_actor_calls),
                         float(expected.mu[i]),
                         float(expected.mean_rate[i]),
                     )
@@ -290,11 +306,11 @@ class MinuteCloser:
         row: int,
         minute: int,
         buffer: MinuteBuffer,
-        scale_index: int,
-        score: float,
+        decided: tuple[int, float, int],
         mu: float,
         mean_rate: float,
     ) -> InsightRecord:
+        """Open an insight: ``decided`` is the winning scale, score and new actors' calls."""
         attributions = self._baseline_attributions(row, stream.exposure)
         record = self._insights.start(
             stream,
@@ -302,8 +318,7 @@ class MinuteCloser:
             row,
             minute,
             buffer,
-            scale_index,
-            score,
+            decided,
             mu,
             mean_rate,
             attributions,

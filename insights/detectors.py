@@ -1,13 +1,4 @@
-"""Start and End rules of an insight (hysteresis), on top of the baseline's expectation.
-
-Start (per key, per closed minute, vectorized over the keys active in it): at some scale
-``w`` in (1, 10, 60) minutes, the count of the current bucket so far, ``S``, satisfies all of
-
-* ``score = -log10 P(X >= S) >= start_score``, ``X ~ NB(mean=mu*n, var=phi_w*mu*n)``, where
-  ``n`` is the number of minutes of the bucket elapsed, ``mu`` the seasonal expected rate;
-* ``S - floor(mu*n) >= min_excess`` (one stray call on a silent API is never an insight);
-* ``S > peak_factor * peak_w``, the decayed recent peak of whole buckets at that scale and day
-  type (hourly jobs and deploy bursts set the bar they have to clear).
+"""The life of an insight after its Start (:mod:`insights.starts`): observing, ending, records.
 
 End (per open insight, every closed minute): the rate is back to baseline, meaning
 ``end_quiet_minutes`` consecutive minutes within the baseline's 2-sigma band and, for insights
@@ -22,62 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from insights.attribution import ATTRIBUTES, InsightAttribution
 from insights.baselines import SCALES
-from insights.config import EngineConfig, Thresholds
+from insights.config import EngineConfig
 from insights.records import AttributionEntry, InsightKey, InsightRecord
 from insights.windows import MinuteBuffer, StreamState
 
-__all__ = ["OpenInsight", "OpenInsights", "Seen", "StartDecision", "start_decisions"]
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class StartDecision:
-    """Rows that start an insight now, with the winning scale and its score."""
-
-    mask: BoolArray
-    scale_index: IntArray
-    score: FloatArray
-
-
-def start_decisions(
-    scores: FloatArray,
-    window: FloatArray,
-    expected: FloatArray,
-    peaks: FloatArray,
-    eligible: BoolArray,
-    thresholds: Thresholds,
-) -> StartDecision:
-    """Apply the Start rule to ``(rows, scales)`` arrays.
-
-    Examples:
-        >>> import numpy as np
-        >>> from insights.config import Thresholds
-        >>> t = Thresholds(start_score=7, min_excess=5, peak_factor=1.2)
-        >>> d = start_decisions(np.array([[9.0, 2, 1], [9.0, 2, 1]]),
-        ...     np.array([[20.0, 20, 20], [4.0, 4, 4]]), np.array([[1.0, 5, 30]] * 2),
-        ...     np.zeros((2, 3)), np.array([True, True]), t)
-        >>> d.mask.tolist(), d.scale_index.tolist()
-        ([True, False], [0, 0])
-    """
-    passing = (
-        (scores >= thresholds.start_score)
-        & (window - np.floor(expected) >= thresholds.min_excess)
-        & (window > thresholds.peak_factor * peaks)
-        & eligible[:, None]
-    )
-    masked = np.where(passing, scores, -1.0)
-    best = masked.argmax(axis=1)
-    score = masked[np.arange(masked.shape[0]), best]
-    mask: BoolArray = np.asarray(passing.any(axis=1), dtype=bool)
-    return StartDecision(mask=mask, scale_index=best, score=score)
+__all__ = ["OpenInsight", "OpenInsights", "Seen", "upper_band"]
 
 
 def upper_band(mu: float, phi: float, minutes: float = 1.0) -> float:
@@ -195,6 +137,10 @@ class OpenInsights:
         self.open: dict[int, OpenInsight] = {}
         #: row -> the End minute of its last insight (a new Start never reaches back into it)
         self.ended: dict[int, int] = {}
+        #: row -> the principals of its last insight: reported once, they are not new to it
+        #: (its minutes are kept out of the baseline's sketches), so a repeat is judged by the
+        #: count model and the peaks, like any repeat
+        self.reported: dict[int, tuple[str, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.open)
@@ -206,13 +152,16 @@ class OpenInsights:
         row: int,
         minute: int,
         buffer: MinuteBuffer,
-        scale_index: int,
-        score: float,
+        decided: tuple[int, float, int],
         mu: float,
         mean_rate: float,
         baseline_attributions: tuple[tuple[tuple[str, float], ...], ...],
     ) -> InsightRecord:
-        """Open an insight on ``row`` whose Start rule passed in ``minute``; its Start record."""
+        """Open an insight on ``row`` whose Start rule passed in ``minute``; its Start record.
+
+        ``decided``: the winning scale's index, its score, and the calls of actors new to the
+        key when they alone started it (0 otherwise)."""
+        scale_index, score, new_actor_calls = decided
         scale = SCALES[scale_index]
         bucket_start = minute - minute % scale
         detail = stream.row_minutes(row, bucket_start, minute, (minute, buffer))
@@ -255,7 +204,8 @@ class OpenInsights:
             attributions=insight.attributions(duration),
             detection_minute=minute + 1,
             score=score,
-            extra=self._extra(scale, mu, "Start"),
+            extra=self._extra(scale, mu, "new_actors" if new_actor_calls else "Start")
+            + ((("newActorCalls", new_actor_calls),) if new_actor_calls else ()),
         )
 
     def observe(
@@ -285,6 +235,7 @@ class OpenInsights:
         stream.open_rows.discard(insight.row)
         end = insight.end_minute if reason != "max_duration" else minute + 1
         self.ended[insight.row] = end
+        self.reported[insight.row] = tuple(v for v, _ in insight.attribution.top(0, 1))
         duration = max(end - insight.start_minute, 1)
         return InsightRecord(
             key=insight.key,
@@ -314,9 +265,12 @@ class OpenInsights:
         return {
             "open": [o.to_state() for o in self.open.values()],
             "ended": [[row, minute] for row, minute in self.ended.items()],
+            "reported": [[row, list(values)] for row, values in self.reported.items()],
         }
 
     def load_state(self, doc: dict[str, Any], keys: list[InsightKey]) -> None:
         """Take what :meth:`to_state` saved; ``keys`` are the engine's, by row."""
         self.open = {d["row"]: OpenInsight.from_state(d, keys[d["row"]]) for d in doc["open"]}
         self.ended = {int(row): int(minute) for row, minute in doc["ended"]}
+        self.reported.clear()  # in place: the closing step's actor review holds it
+        self.reported.update((int(row), tuple(values)) for row, values in doc.get("reported", []))

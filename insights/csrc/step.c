@@ -1,7 +1,7 @@
 /* MinuteCloser._close_batch and the rounds of its drain, in C.
  *
- *   close_step(batch, table, ids, weights, intern, min_excess, start_score, rescale_exponent,
- *              lookback, tools) -> None | False | list | tuple
+ *   close_step(batch, table, ids, weights, intern, min_excess, start_score, sparse,
+ *              rescale_exponent, lookback, tools) -> None | False | list | tuple
  *   next_batch(due, ahead, gap_piece, rescale_exponent, rebase) -> list
  *
  * ``batch`` is the step's list of (stream, minute, buffer); ``tools`` is
@@ -12,9 +12,11 @@
  * attribution look-back.
  *
  * Returns None, having changed nothing, when the Python step must run instead: an exposure must
- * be rebased first. When nothing can start (no row outside an open insight has a score of at
- * least ``start_score`` where its window also exceeds the expectation by ``min_excess``: the
- * Start rule's first two conditions), the step is done, open rows learned as guarded: False, or
+ * be rebased first. When no row outside an open insight needs Python's review (at no scale is
+ * its window ``min_excess`` above the expectation while it scores ``start_score`` or expects
+ * fewer than ``sparse`` calls, and its minute is not a suspicious one (``suspect_score``) of a
+ * key expecting fewer than ``sparse`` calls a minute: MinuteCloser._candidates), the step is
+ * done, open rows learned as guarded: False, or
  * when insights of the step are open, what they observe, a list of
  * (item, row, count, mu, (phi per scale)) per open row for Python to feed them. Otherwise the
  * minute is scored but not learned, and the result is
@@ -315,15 +317,16 @@ PyObject *
 native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 10) {
+    if (nargs != 11) {
         return native_usage_error("close_step(batch, table, ids, weights, intern, min_excess, "
-                                  "start_score, rescale_exponent, lookback, tools)");
+                                  "start_score, sparse, rescale_exponent, lookback, tools)");
     }
-    PyObject *batch = args[0], *tools_obj = args[9];
+    PyObject *batch = args[0], *tools_obj = args[10];
     double min_excess = PyFloat_AsDouble(args[5]);
     double start_score = PyFloat_AsDouble(args[6]);
-    double exponent = PyFloat_AsDouble(args[7]);
-    long long lookback = PyLong_AsLongLong(args[8]);
+    double sparse = PyFloat_AsDouble(args[7]);
+    double exponent = PyFloat_AsDouble(args[8]);
+    long long lookback = PyLong_AsLongLong(args[9]);
     if (PyErr_Occurred()) {
         return NULL;
     }
@@ -415,8 +418,12 @@ native_close_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         for (Py_ssize_t s = 0; s < N_SCALES && !m.guarded[i]; s++) { /* open rows never start */
             double window = m.planes[(P_WINDOW + s) * n + i];
             double expected = m.planes[(P_LAM + s) * n + i];
-            if (m.scores[i * N_SCALES + s] >= start_score &&
-                window - floor(expected) >= min_excess) {
+            double score = m.scores[i * N_SCALES + s];
+            int could_start = window - floor(expected) >= min_excess &&
+                              (score >= start_score || expected < sparse);
+            int sparse_suspect =
+                s == 0 && expected < sparse && score >= native_model.suspect_score;
+            if (could_start || sparse_suspect) {
                 result = start_arrays(tools, &m, n, n_items);
                 goto done;
             }

@@ -349,9 +349,10 @@ def test_a_job_that_repeats_at_the_same_size_fires_once() -> None:
     assert [(r.key.event_name, r.event_minute) for r in records] == [
         ("DeleteSnapshot", runs[0] // 60)
     ]
-    bigger = events + burst(T0 + DAY + 22 * 3600, 60, "DeleteSnapshot")
+    # the runs are the key's clumps, learned as such: a run holding three of them fires
+    bigger = events + burst(T0 + DAY + 22 * 3600, 80, "DeleteSnapshot")
     bigger.sort(key=lambda e: e.event_time or "")
-    assert len(starts(run(bigger, EngineConfig(warmup_minutes=600)))) == 2  # a larger run fires
+    assert len(starts(run(bigger, EngineConfig(warmup_minutes=600)))) == 2
 
 
 def test_deferred_scoring_in_small_chunks_gives_the_same_records() -> None:
@@ -407,3 +408,23 @@ def test_rates_of_an_open_insight_are_the_observed_counts_not_the_learned_ones()
     assert rate.in_insight
     assert rate.rate_per_minute == 20.0
     assert rate.baseline_per_minute < 1.0
+
+
+def test_a_burst_on_a_stream_alone_at_the_front_moves_its_clock() -> None:
+    """The other streams stopped long ago (a replay merging logs of different years): they
+    cannot vouch for anything, so the stream's own agreeing records move it, as the first
+    stream of a replay's would. Before, a 30-call burst days after the stream's last call was
+    held, then rejected as future_timestamp (the Stratus detonations injected into the GRyCAP
+    logs' sa-east-1 stream, whose other Regions ended a year earlier)."""
+    old = [make_event(T0 + 60 * m, region="eu-west-1") for m in range(0, 1440, 7)]
+    front = [make_event(T0 + DAY + 60 * m) for m in range(0, 1440, 5)]
+    later = T0 + 5 * DAY + 3600
+    burst_later = burst(
+        later, 30, "GetPasswordData", error="Client.UnauthorizedOperation", read_only=True
+    )
+    engine = InsightEngine(EngineConfig(warmup_minutes=60))
+    records = engine.process_many([*old, *front, *burst_later]) + engine.flush()
+    assert engine.stats.rejected == {}
+    (start,) = starts(records)
+    assert start.key.event_name == "GetPasswordData"
+    assert start.detection_minute - later // 60 <= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import logging
 import random
 import sys
@@ -38,7 +39,7 @@ from insights.events import UserIdentity, event_seconds
 from insights.stats import nb_tail_score
 from insights.timeparse import MAX_EPOCH, MIN_EPOCH, parse_epoch_seconds
 from streams.files import read_inputs
-from streams.lab.simulate import Scenario, generate, render
+from streams.lab.simulate import Scenario, generate, hard_scenario, render
 from tests.factory import T0, background, burst, burst_after_a_day, iso, make_event, run
 
 T = TypeVar("T")
@@ -845,3 +846,25 @@ def test_tail_scores_reject_what_they_cannot_read() -> None:
     out = np.full(6, 7.0)
     BUILT.tail_scores(x * 5.0, x, x, mask, out, work)
     assert out.round(2).tolist() == [2.44] * 6  # P(Poisson(1) >= 5), as the doctest says
+
+
+def test_rare_keys_reviewed_for_their_actors_give_the_same_output_with_and_without_it() -> None:
+    """The C step hands back every step Python must review (a rare key that could start by new
+    actors, a suspicious minute its usual actors may have made): the same records and state."""
+    scenario = dataclasses.replace(
+        hard_scenario(7),
+        accounts=("111122223333",),
+        regions=("us-east-1",),
+        anomalies=("new_principal_clump", "new_error_code_at_night", "never_seen_api"),
+    )
+    events = decode_many(list(render(generate(scenario), seed=7))).events
+
+    def run() -> tuple[list[bytes], bytes]:
+        engine = InsightEngine(EngineConfig())
+        records = engine.process_many(events) + engine.flush()
+        return [r.to_json() for r in records], engine.save_state()
+
+    fast, pure = both(run)
+    assert fast == pure
+    reasons = [json.loads(r)["additionalEventData"]["reason"] for r in fast[0]]
+    assert "new_actors" in reasons
