@@ -21,7 +21,6 @@ burst of a never-seen API be scored at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -36,6 +35,7 @@ from insights.exposure import (
     daytypes,
     slot_of,
 )
+from insights.scored import PLANES, Expectation, ScoredMinutes
 
 __all__ = [
     "N_SLOTS",
@@ -48,8 +48,9 @@ __all__ = [
     "daytype_of",
     "slot_of",
 ]
-# the stream's time (exposure, clocks, seasonal slots) is in insights.exposure; these names are
-# re-exported here because every user of the baselines reads them with it
+# the stream's time (exposure, clocks, seasonal slots) is in insights.exposure and a step's
+# scored rows in insights.scored; these names are re-exported here because every user of the
+# baselines reads them with it
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -61,77 +62,6 @@ SCALES: tuple[int, ...] = model.MODEL.scales
 _SCALE_INDEX = np.arange(len(SCALES))
 _SCALES_F = np.array(SCALES, dtype=np.float64)
 _LONG_SCALES = np.array(SCALES[1:], dtype=np.int64)
-#: Rows of the (planes, rows) output of the C accelerator's score_minutes (``csrc/closing.c``):
-#: one plane each for decay, mu, mean rate and the minute-scale peak decay, three (one per
-#: scale) for phi, window, lam and the phi each scale is scored with.
-_P_DECAY, _P_MU, _P_MEAN, _P_PHI, _P_WINDOW = 0, 1, 2, 3, 6
-_P_LAM, _P_SCORE_PHI, _P_PEAK0, _PLANES = 9, 12, 15, 16
-
-
-@dataclass(frozen=True, slots=True)
-class Expectation:
-    """What the baseline expects of a set of rows in one minute."""
-
-    mu: FloatArray
-    """Expected count per minute in the current seasonal slot."""
-    mean_rate: FloatArray
-    """Overall mean count per minute over the baseline (AWS's ``baseline.average``)."""
-    phi: FloatArray
-    """Dispersion (variance / mean) per scale, shape ``(rows, len(SCALES))``."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredMinutes:
-    """One closing step's rows as their baselines see them, before the minute is learned
-    (:meth:`BaselineTable.score_minutes`)."""
-
-    minute: IntArray
-    """The minute each row closes."""
-    decay: FloatArray
-    """Forward-decay weight of each row's minute."""
-    item_decay: FloatArray
-    """The same weight per stream-minute (the ``exposures`` and ``minutes`` of the step)."""
-    expected: Expectation
-    window: FloatArray
-    """Count of the current bucket so far at each scale, this minute included ``(rows, scales)``."""
-    lam: FloatArray
-    """Expected count of those partial buckets (``mu`` times the minutes elapsed in them)."""
-    phi: FloatArray
-    """Dispersion each scale is scored with: a partial bucket may hold a whole clump (a job at
-    minute 0 of the hour), so it takes the larger of its own scale's and the minute scale's."""
-    needed: BoolArray
-    """Scores anyone reads: the minute scale (suspect minutes) and wherever the excess rule
-    passes (the Start rule)."""
-    clock: RowClock | None = None
-    """The pure-Python step's clock (None when the C accelerator scored the step)."""
-    planes: FloatArray | None = None
-    """The C accelerator's output, which :meth:`BaselineTable.learn_minutes` reads back."""
-
-    @classmethod
-    def from_planes(
-        cls,
-        minute: IntArray,
-        planes: FloatArray,
-        scratch: FloatArray,
-        items: int,
-        needed: BoolArray,
-    ) -> ScoredMinutes:
-        """The step the C accelerator scored into ``planes`` (and the item decays into
-        ``scratch``), as views of those arrays."""
-        expected = Expectation(
-            mu=planes[_P_MU], mean_rate=planes[_P_MEAN], phi=planes[_P_PHI : _P_PHI + 3].T
-        )
-        return cls(
-            minute=minute,
-            decay=planes[_P_DECAY],
-            item_decay=scratch[:items],
-            expected=expected,
-            window=planes[_P_WINDOW : _P_WINDOW + 3].T,
-            lam=planes[_P_LAM : _P_LAM + 3].T,
-            phi=planes[_P_SCORE_PHI : _P_SCORE_PHI + 3].T,
-            needed=needed,
-            planes=planes,
-        )
 
 
 class BaselineTable:
@@ -350,7 +280,7 @@ class BaselineTable:
         fast = self.kernels
         if fast is not None and len(exposures):
             n = rows.shape[0]
-            planes = np.empty((_PLANES, n), dtype=np.float64)
+            planes = np.empty((PLANES, n), dtype=np.float64)
             needed = np.empty((n, len(SCALES)), dtype=np.bool_)
             scratch = np.empty(len(exposures) + 5 * n, dtype=np.float64)
             fast.score_minutes(
