@@ -9,18 +9,27 @@ infrastructure-as-code and people working by hand, CI hours, a periodic job and 
 Each is replayed at each sensitivity. Reported: recall, precision of Start records, false
 insights per 1,000 key-days after day 1, the latency of detection (detectionTime - labelled
 onset), replay events/s, then found and latency per anomaly kind, and with ``--show-false`` the
-false insights by API.
+false insights by API. ``--drops`` turns on drop insights (an opt-in selector); ``--set NAME=VALUE``
+overrides any other setting of ``EngineConfig``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections import Counter
 from typing import Any
 
-from insights import EngineConfig, InsightEngine, Sensitivity, decode_message, parse_epoch_seconds
+from insights import (
+    EngineConfig,
+    InsightEngine,
+    InsightSelector,
+    Sensitivity,
+    decode_message,
+    parse_epoch_seconds,
+)
 from streams.lab.evaluation import Evaluation, evaluate
 from streams.lab.simulate import Scenario, generate, hard_scenario, render
 
@@ -36,31 +45,53 @@ def _replay(lines: list[bytes], config: EngineConfig) -> tuple[list[Any], float,
     return records, len(lines) / (time.perf_counter() - started), engine.keys_tracked
 
 
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def _p90(values: list[float]) -> float:
     values = sorted(values)
     return values[int(0.9 * (len(values) - 1))] if values else float("nan")
 
 
-def main() -> None:
+def _arguments() -> tuple[argparse.Namespace, dict[str, Any]]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--suite", choices=["classic", "hard"], default="classic")
     parser.add_argument("--days", type=int, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
     parser.add_argument("--show-false", action="store_true")
+    parser.add_argument("--drops", action="store_true", help="report drops (opt-in selector)")
     parser.add_argument("--sensitivity", choices=[str(s) for s in Sensitivity], nargs="+")
     parser.add_argument(
         "--set", nargs="+", default=[], metavar="NAME=VALUE", help="EngineConfig settings"
     )
     args = parser.parse_args()
-    settings = dict(item.split("=", 1) for item in args.set)
+    settings = {name: _value(text) for name, text in (item.split("=", 1) for item in args.set)}
+    if args.drops:
+        settings["selectors"] = (
+            InsightSelector(insight_type="ApiCallRateInsight", drops=True),
+            InsightSelector(insight_type="ApiErrorRateInsight"),
+        )
+    return args, settings
+
+
+def _streams(args: argparse.Namespace) -> list[tuple[Scenario, list[bytes]]]:
     streams = []
     for seed in args.seeds:
         if args.suite == "hard":
             scenario = hard_scenario(seed, days=args.days or 14)
         else:
             scenario = Scenario(seed=seed, days=args.days or 13, reads_per_minute=1.5)
-        lines = list(render(generate(scenario), seed=seed))
-        streams.append((scenario, lines))
+        streams.append((scenario, list(render(generate(scenario), seed=seed))))
+    return streams
+
+
+def main() -> None:
+    args, settings = _arguments()
+    streams = _streams(args)
     print(
         "| sensitivity | recall | precision | false / 1,000 key-days "
         "| latency median / p90 / max (min) | events/s |"

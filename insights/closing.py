@@ -19,7 +19,8 @@ from insights.baselines import SCALES, BaselineTable, Expectation, ScoredMinutes
 from insights.clocks import StreamClocks
 from insights.config import EngineConfig
 from insights.counters import EngineStats
-from insights.detectors import OpenInsight, OpenInsights, Seen
+from insights.detectors import OpenInsights, Seen
+from insights.drops import DropWatch
 from insights.exposure import RESCALE_EXPONENT, StreamExposure
 from insights.familiarity import ActorReview
 from insights.records import InsightRecord
@@ -59,6 +60,8 @@ class MinuteCloser:
         self.config = config
         self.stats = stats
         self._thresholds = config.thresholds  # the config is frozen
+        #: the rhythms of the call-rate keys and their drops, when a selector asks for them
+        self.drops = DropWatch.for_config(config)
         #: who made the minutes that could start or that a rare key learns in full
         self._actors = ActorReview(config.thresholds, attrs, names, router, insights.reported)
         self._gap_piece = int(_GAP_PIECE_HALF_LIVES * config.baseline_half_life_minutes)
@@ -102,6 +105,8 @@ class MinuteCloser:
                         batch.append((stream, minute, stream.pending.pop(minute, {})))
             if batch:
                 out.extend(self._close_batch(batch))
+                if self.drops is not None:
+                    out.extend(self.stats.count(self.drops.watch(batch, self._router.keys)))
         return out
 
     def _next_to_close(
@@ -376,14 +381,16 @@ class MinuteCloser:
     def _observe(
         self, stream: StreamState, minute: int, buffer: MinuteBuffer, seen: list[Seen]
     ) -> list[InsightRecord]:
-        records = self._insights.observe(stream, minute, buffer, seen)
-        for record in records:
-            self.stats.insights_ended[record.key.insight_type] += 1
-        return records
+        return self.stats.count(self._insights.observe(stream, minute, buffer, seen))
 
-    def end(
-        self, stream: StreamState, insight: OpenInsight, minute: int, mu: float, reason: str
-    ) -> InsightRecord:
-        record = self._insights.end(stream, insight, minute, mu, reason)
-        self.stats.insights_ended[record.key.insight_type] += 1
-        return record
+    def finish(self, lasts: list[tuple[StreamState, int]]) -> list[InsightRecord]:
+        """End every open insight and drop at the end of a finite input (``lasts``: each
+        stream and the minute after its last, from ``StreamClocks.close_all``)."""
+        out = []
+        for stream, last in lasts:
+            for row in sorted(stream.open_rows):
+                insight = self._insights.open[row]
+                out.append(self._insights.end(stream, insight, last - 1, 0.0, "end_of_input"))
+        if self.drops is not None:
+            out += self.drops.end_all({(s.account, s.region): last for s, last in lasts})
+        return self.stats.count(out)

@@ -48,6 +48,15 @@ class InsightSelector(BaseModel):
 
     insight_type: InsightType
     event_categories: tuple[EventCategory, ...] = ("Management",)
+    drops: bool = False
+    """Also report drops: a key with a steady rhythm that goes silent (call rate only;
+    :mod:`insights.drops`)."""
+
+    @model_validator(mode="after")
+    def _drops_of_calls(self) -> InsightSelector:
+        if self.drops and self.insight_type != "ApiCallRateInsight":
+            raise ValueError("drops are reported for ApiCallRateInsight only")
+        return self
 
 
 _DEFAULT_SELECTORS = (
@@ -106,6 +115,11 @@ class EngineConfig(BaseModel):
             min_excess=base.min_excess if self.min_excess is None else self.min_excess,
             peak_factor=base.peak_factor if self.peak_factor is None else self.peak_factor,
         )
+
+    @property
+    def drops(self) -> bool:
+        """Whether drops of call rates are reported (a selector opts in)."""
+        return any(s.drops for s in self.selectors)
 
     def categories_for(self, insight_type: InsightType) -> frozenset[str]:
         """Event categories the given insight type analyses (empty: the type is off)."""

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from insights.records import InsightRecord
+
 __all__ = ["EngineStats"]
 
 
@@ -23,6 +25,13 @@ class EngineStats:
     rejected: Counter[str] = field(default_factory=Counter)
     insights_started: Counter[str] = field(default_factory=Counter)
     insights_ended: Counter[str] = field(default_factory=Counter)
+
+    def count(self, records: list[InsightRecord]) -> list[InsightRecord]:
+        """Count Start and End records by insight type; the records."""
+        for record in records:
+            counter = self.insights_started if record.state == "Start" else self.insights_ended
+            counter[record.key.insight_type] += 1
+        return records
 
     def copy(self) -> EngineStats:
         """An independent copy (to compute what changed since)."""

@@ -321,12 +321,7 @@ class InsightEngine:
         stream whose clock never started (nothing of its own contradicts them).
         """
         lasts = self._clocks.close_all()
-        out = self._closer.drain()
-        for stream, last in lasts:
-            for row in sorted(stream.open_rows):
-                insight = self._insights.open[row]
-                out.append(self._closer.end(stream, insight, last - 1, 0.0, "end_of_input"))
-        return out
+        return self._closer.drain() + self._closer.finish(lasts)
 
     # ------------------------------------------------------------------ snapshots
     def save_state(self) -> bytes:
@@ -358,6 +353,7 @@ class InsightEngine:
             "streams": self._clocks.to_state(),
             **self._insights.to_state(),
             "dedupe": self._dedupe.to_state(),
+            **({"drops": self._closer.drops.to_state()} if self._closer.drops else {}),
             "stats": self.stats.as_dict(),
         }
 
@@ -373,6 +369,8 @@ class InsightEngine:
         self._router.load_state(doc["keys"], streams)
         self._insights.load_state(doc, self._router.keys)
         self._dedupe.load_state(doc["dedupe"])
+        if self._closer.drops is not None:
+            self._closer.drops.load_state(doc.get("drops", {}), self._router.keys)
         self.stats.load(doc["stats"])
 
     # ------------------------------------------------------------------ introspection

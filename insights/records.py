@@ -50,16 +50,19 @@ class InsightKey:
         )
 
 
-def shared_event_id(key: InsightKey, start_minute: int) -> str:
-    """Deterministic ``sharedEventID``: UUIDv5 of the key and the start minute.
+def shared_event_id(key: InsightKey, start_minute: int, drop: bool = False) -> str:
+    """Deterministic ``sharedEventID``: UUIDv5 of the key and the start minute (and of the
+    direction, for a drop: :mod:`insights.drops`).
 
     Examples:
         >>> k = InsightKey("1", "us-east-1", "iam.amazonaws.com", "CreateUser",
         ...                "ApiCallRateInsight")
         >>> shared_event_id(k, 100) == shared_event_id(k, 100) != shared_event_id(k, 101)
         True
+        >>> shared_event_id(k, 100) != shared_event_id(k, 100, drop=True)
+        True
     """
-    name = "|".join((*key.as_tuple(), str(start_minute)))
+    name = "|".join((*key.as_tuple(), str(start_minute), *(("drop",) if drop else ())))
     return str(uuid.uuid5(_NAMESPACE, name))
 
 
@@ -93,11 +96,13 @@ class InsightRecord:
     detection_minute: int
     score: float
     extra: tuple[tuple[str, Any], ...] = ()
+    drop: bool = False
+    """A drop (:mod:`insights.drops`): the rate fell, where AWS's insights only rise."""
 
     @property
     def shared_event_id(self) -> str:
         """Identity of the insight (same on Start and End)."""
-        return shared_event_id(self.key, self.start_minute)
+        return shared_event_id(self.key, self.start_minute, self.drop)
 
     @property
     def event_id(self) -> str:

@@ -93,6 +93,68 @@ ax.plot([r[2] for r in rows], [r[1] for r in rows], "o-")
 for name, recall, false, _ in rows:
     ax.annotate(name, (false, recall))
 ax.set_xlabel("false insights per 1,000 key-days"); ax.set_ylabel("recall")"""),
+    new_markdown_cell("## The hard suite, per kind\nOne seed of `hard_scenario` on 2 account-Regions "
+                      "(an organization's background: IaC clumps, people by hand, CI hours, a "
+                      "periodic job, instance agents; 12 labelled kinds), drop insights on. Per "
+                      "kind: found and detection latency at each sensitivity; then a plot per "
+                      "missed label and per false insight at medium (calls per minute of its key, "
+                      "the labelled window or the insight's start marked). "
+                      "`benchmarks/quality_bench.py --suite hard` has the 3-seed version."),
+    new_code_cell("""import dataclasses
+from collections import Counter
+from insights import InsightSelector, parse_epoch_seconds
+from streams.lab.simulate import hard_scenario
+
+hard = dataclasses.replace(hard_scenario(7), regions=("us-east-1",))
+hard_events = [e for line in render(generate(hard), seed=7) for e in decode_message(line).events]
+drops = (InsightSelector(insight_type="ApiCallRateInsight", drops=True),
+         InsightSelector(insight_type="ApiErrorRateInsight"))
+results = {}
+for level in Sensitivity:
+    engine = InsightEngine(EngineConfig(sensitivity=level, selectors=drops))
+    records = [r.to_dict() for r in engine.process_many(hard_events) + engine.flush()]
+    results[level.value] = evaluate(records, hard.labels, key_days=engine.keys_tracked * 13,
+                                    after=hard.start + 86_400)
+print(f"{'kind':<26}" + "".join(f"{level:>20}" for level in results))
+for kind in results["medium"].by_kind():
+    cells = []
+    for level, result in results.items():
+        found, total, latencies = result.by_kind()[kind]
+        cells.append(f"{found}/{total}" + (f", {min(latencies):.0f} min" if latencies else ""))
+    print(f"{kind:<26}" + "".join(f"{c:>20}" for c in cells))
+for level, result in results.items():
+    print(f"{level}: false insights per 1,000 key-days {result.false_per_1000_key_days:.2f}")"""),
+    new_code_cell("""def per_minute(account, region, source, name, error):
+    counts = Counter()
+    for e in hard_events:
+        if (e.recipient_account_id, e.aws_region, e.event_source, e.event_name) != (
+                account, region, source, name):
+            continue
+        if (error and e.error_code == error) or (not error and not e.read_only):
+            counts[parse_epoch_seconds(e.event_time) // 60] += 1
+    return counts
+
+medium = results["medium"]
+cases = [(f"missed: {label.kind}", label.account, label.region, *label.keys[0][:2],
+          label.keys[0][3], label.onset, label.end)
+         for label in hard.labels if not medium.found[f"{label.kind}@{label.account}/{label.region}"]]
+for record in medium.false_insights[:6]:
+    d = record["insightDetails"]
+    at = parse_epoch_seconds(record["eventTime"])
+    cases.append((f"false: {d['eventName']} {d.get('errorCode', '')}", record["recipientAccountId"],
+                  record["awsRegion"], d["eventSource"], d["eventName"], d.get("errorCode", ""),
+                  at, at + 60))
+fig, axes = plt.subplots(len(cases), 1, figsize=(9, 2.2 * len(cases)), squeeze=False)
+for ax, (title, account, region, source, name, error, onset, end) in zip(axes[:, 0], cases):
+    counts = per_minute(account, region, source, name, error)
+    first = onset // 60 - 180
+    minutes = range(first, end // 60 + 180)
+    ax.bar([m - first for m in minutes], [counts[m] for m in minutes], width=1.0)
+    ax.axvspan(onset // 60 - first, end // 60 - first, alpha=0.2, color="red")
+    ax.set_title(f"{title} ({name}, {region})", fontsize=9)
+    ax.set_ylabel("calls / min")
+axes[-1, 0].set_xlabel("minutes from 3 hours before")
+fig.tight_layout()"""),
     new_code_cell("""from insights.series import series_scores
 from streams.lab.nab import debounced, load_corpus, load_profiles, sweep
 
