@@ -49,12 +49,21 @@ def _iam_burst(gen: Traffic, acct: str, region: str, day_start: int) -> None:
     gen.label("iam_burst", acct, region, [(*a, _CALLS, "") for a in apis], t, t + 130)
 
 
+def _attacker_burst(
+    gen: Traffic, kind: str, target: tuple[str, str], t: int, api: tuple[str, str], calls: int
+) -> None:
+    """``calls`` calls of ``api`` by the attacker, spread over 300 or 120 seconds."""
+    acct, region = target
+    spread = 300 if calls > 20 else 120
+    for _ in range(calls):
+        gen.emit(t + gen.rng.randrange(spread), acct, region, api, _attacker(acct))
+    gen.label(kind, acct, region, [(*api, _CALLS, "")], t, t + spread)
+
+
 def _night_runinstances(gen: Traffic, acct: str, region: str, day_start: int) -> None:
     t = day_start + 3 * 3600 + 600
     api = ("ec2.amazonaws.com", "RunInstances")
-    for _ in range(40):
-        gen.emit(t + gen.rng.randrange(300), acct, region, api, _attacker(acct))
-    gen.label("night_runinstances", acct, region, [(*api, _CALLS, "")], t, t + 300)
+    _attacker_burst(gen, "night_runinstances", (acct, region), t, api, 40)
 
 
 def _access_denied_spike(gen: Traffic, acct: str, region: str, day_start: int) -> None:
@@ -111,9 +120,7 @@ def _sustained_rise(gen: Traffic, acct: str, region: str, day_start: int) -> Non
 def _never_seen_api(gen: Traffic, acct: str, region: str, day_start: int) -> None:
     t = day_start + 16 * 3600 + 300
     api = ("kms.amazonaws.com", "ScheduleKeyDeletion")
-    for _ in range(20):
-        gen.emit(t + gen.rng.randrange(120), acct, region, api, _attacker(acct))
-    gen.label("never_seen_api", acct, region, [(*api, _CALLS, "")], t, t + 120)
+    _attacker_burst(gen, "never_seen_api", (acct, region), t, api, 20)
 
 
 def _next_saturday(day_start: int) -> int:

@@ -197,25 +197,9 @@ class Traffic:
         ci = f"arn:aws:sts::{acct}:assumed-role/ci-deployer/build"
         job = f"arn:aws:sts::{acct}:assumed-role/backup-job/lambda"
         if minute % 60 == 5:  # hourly snapshot job
-            for _ in range(rng.randint(20, 30)):
-                self.emit(
-                    t0 + rng.randrange(40),
-                    acct,
-                    region,
-                    ("ec2.amazonaws.com", "CreateSnapshot"),
-                    job,
-                    agent="Boto3/1.34",
-                )
+            self.run_job(t0, rng.randint(20, 30), 40, acct, region, "CreateSnapshot", job)
         if minute % 1440 == 120:  # nightly clean-up job
-            for _ in range(rng.randint(40, 60)):
-                self.emit(
-                    t0 + rng.randrange(120),
-                    acct,
-                    region,
-                    ("ec2.amazonaws.com", "DeleteSnapshot"),
-                    job,
-                    agent="Boto3/1.34",
-                )
+            self.run_job(t0, rng.randint(40, 60), 120, acct, region, "DeleteSnapshot", job)
         if activity(t0) >= 1.0 and rng.random() < 5 / 600:  # ~5 CI deploys a weekday
             for api in _DEPLOY:
                 for _ in range(rng.randint(3, 10)):
@@ -225,6 +209,14 @@ class Traffic:
         if rng.random() < 3 / (7 * 1440):  # rare APIs: a few calls a week
             at, api, who = t0 + rng.randrange(60), rng.choice(_RARE), rng.choice(self.people(acct))
             self.emit(at, acct, region, api, who)
+
+    def run_job(
+        self, t0: int, calls: int, spread: int, acct: str, region: str, name: str, job: str
+    ) -> None:
+        """One run of the backup job: ``calls`` EC2 ``name`` calls within ``spread`` seconds."""
+        for _ in range(calls):
+            at = t0 + self.rng.randrange(spread)
+            self.emit(at, acct, region, ("ec2.amazonaws.com", name), job, agent="Boto3/1.34")
 
     def label(
         self,
