@@ -184,7 +184,8 @@ class ActorReview:
             dtype=bool,
         )
         suspect = rare[:, 0] & (scores[:, 0] >= MODEL.suspect_score)
-        which = (could_start | suspect) & ~is_open
+        # novel calls count only where the key is rare: busy keys' candidates are not reviewed
+        which = (could_start | suspect) & ~is_open & rare.any(axis=1)
         if not np.count_nonzero(could_start | suspect):
             return None
         found = np.zeros((rows.shape[0], len(SCALES) + 1), dtype=np.float64)
