@@ -38,13 +38,16 @@ test-latest:
 demo: $(STAMP)
 	$(BIN)/ctinsights demo
 
-# Debian's prometheus + promtool for the rules and dashboard tests (apt, ~30 s, once).
+# Debian's prometheus + promtool for the rules and dashboard tests, and Debian's chromium for
+# the console's browser tests (apt, ~1 min, once).
 tools:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
+	  && command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends prometheus prometheus-alertmanager >/dev/null; \
-	  else echo "install Debian's prometheus (apt-get install prometheus) and re-run" >&2; exit 1; fi; }
+	      --no-install-recommends prometheus prometheus-alertmanager chromium >/dev/null; \
+	  else echo "install Debian's prometheus and chromium (apt-get install prometheus" \
+	    "chromium) and re-run" >&2; exit 1; fi; }
 
 test: $(STAMP) tools
 	$(BIN)/pytest -q

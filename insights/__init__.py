@@ -10,6 +10,7 @@ import logging
 from insights import native
 from insights.chunks import DECODE_CHUNK_BYTES, iter_json_lines
 from insights.config import SENSITIVITY_LEVELS, EngineConfig, InsightSelector, Sensitivity
+from insights.context import InsightContext
 from insights.decoding import decode_many, decode_message, parse_event
 from insights.engine import EngineStats, InsightEngine, KeyRate
 from insights.errors import EventParseError, InsightsConfigError, InsightsError, StateDecodeError
@@ -34,6 +35,7 @@ __all__ = [
     "EngineStats",
     "EventParseError",
     "Fed",
+    "InsightContext",
     "InsightEngine",
     "InsightKey",
     "InsightRecord",

@@ -3,6 +3,7 @@ from typing import Any
 
 ABI: int
 SHAPE: tuple[tuple[int, ...], int]
+RETIRE_EVERY: int
 
 def set_model(
     prior_count: float,

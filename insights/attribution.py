@@ -231,6 +231,18 @@ class AttributionTable:
         ]
         return sorted(pairs, key=lambda p: (-p[1], p[0]))
 
+    def baseline(
+        self, row: int, minutes: float, names: Interner
+    ) -> tuple[tuple[tuple[str, float], ...], ...]:
+        """Each attribute's sketch of ``row`` as (value, average per minute of the baseline's
+        ``minutes``), heaviest first: the baseline side of an insight's attributions."""
+        total = max(minutes, 1e-12)
+        out = []
+        for attr in range(len(ATTRIBUTES)):
+            pairs = [(names.value(v), w / total) for v, w in self.top(row, attr)]
+            out.append(tuple(sorted(pairs, key=lambda p: (-p[1], p[0]))))
+        return tuple(out)
+
 
 @dataclass(slots=True)
 class InsightAttribution:

@@ -14,14 +14,15 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from insights.attribution import ATTRIBUTES, AttributionTable, Interner
+from insights.attribution import AttributionTable, Interner
 from insights.baselines import SCALES, BaselineTable, Expectation, ScoredMinutes
 from insights.clocks import StreamClocks
 from insights.config import EngineConfig
+from insights.context import ContextBook
 from insights.counters import EngineStats
 from insights.detectors import OpenInsights, Seen
 from insights.drops import DropWatch
-from insights.exposure import RESCALE_EXPONENT, StreamExposure
+from insights.exposure import RESCALE_EXPONENT
 from insights.familiarity import ActorReview
 from insights.records import InsightRecord
 from insights.routing import Router
@@ -66,6 +67,8 @@ class MinuteCloser:
         self._actors = ActorReview(config.thresholds, attrs, names, router, insights.reported)
         self._gap_piece = int(_GAP_PIECE_HALF_LIVES * config.baseline_half_life_minutes)
         self._table = table
+        #: each insight's counts and expectations around it (what the console draws)
+        self.contexts = ContextBook(table)
         #: the engine's one choice of C kernels (or None), made when it was constructed
         self._kernels = table.kernels
         self._attrs = attrs
@@ -105,6 +108,7 @@ class MinuteCloser:
                         batch.append((stream, minute, stream.pending.pop(minute, {})))
             if batch:
                 out.extend(self._close_batch(batch))
+                self.contexts.due([(s, m) for s, m, _ in batch])
                 if self.drops is not None:
                     out.extend(self.stats.count(self.drops.watch(batch, self._router.keys)))
         return out
@@ -295,16 +299,6 @@ class MinuteCloser:
             stream.remember(minute, buffer, _LOOKBACK)
         return records
 
-    def _baseline_attributions(
-        self, row: int, exposure: StreamExposure
-    ) -> tuple[tuple[tuple[str, float], ...], ...]:
-        total = max(exposure.total, 1e-12)
-        out = []
-        for attr in range(len(ATTRIBUTES)):
-            pairs = [(self._names.value(v), w / total) for v, w in self._attrs.top(row, attr)]
-            out.append(tuple(sorted(pairs, key=lambda p: (-p[1], p[0]))))
-        return tuple(out)
-
     def _start(
         self,
         stream: StreamState,
@@ -316,7 +310,7 @@ class MinuteCloser:
         mean_rate: float,
     ) -> InsightRecord:
         """Open an insight: ``decided`` is the winning scale, score and new actors' calls."""
-        attributions = self._baseline_attributions(row, stream.exposure)
+        attributions = self._attrs.baseline(row, stream.exposure.total, self._names)
         record = self._insights.start(
             stream,
             self._router.keys[row],
@@ -329,6 +323,7 @@ class MinuteCloser:
             attributions,
         )
         self.stats.insights_started[record.key.insight_type] += 1
+        self.contexts.started(stream, row, record, minute, buffer)
         return record
 
     def _observe_open(
@@ -381,16 +376,21 @@ class MinuteCloser:
     def _observe(
         self, stream: StreamState, minute: int, buffer: MinuteBuffer, seen: list[Seen]
     ) -> list[InsightRecord]:
-        return self.stats.count(self._insights.observe(stream, minute, buffer, seen))
+        self.contexts.observed(stream, minute, seen)
+        records = self._insights.observe(stream, minute, buffer, seen)
+        self.contexts.ended(stream, records)
+        return self.stats.count(records)
 
     def finish(self, lasts: list[tuple[StreamState, int]]) -> list[InsightRecord]:
         """End every open insight and drop at the end of a finite input (``lasts``: each
         stream and the minute after its last, from ``StreamClocks.close_all``)."""
-        out = []
+        out: list[InsightRecord] = []
         for stream, last in lasts:
-            for row in sorted(stream.open_rows):
-                insight = self._insights.open[row]
-                out.append(self._insights.end(stream, insight, last - 1, 0.0, "end_of_input"))
+            open_ = [self._insights.open[row] for row in sorted(stream.open_rows)]
+            ends = [self._insights.end(stream, i, last - 1, 0.0, "end_of_input") for i in open_]
+            self.contexts.ended(stream, ends)
+            out += ends
+        self.contexts.finish(lasts)
         if self.drops is not None:
             out += self.drops.end_all({(s.account, s.region): last for s, last in lasts})
         return self.stats.count(out)

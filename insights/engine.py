@@ -16,10 +16,7 @@ import numpy as np
 
 from insights import native, state
 from insights.attribution import AttributionTable, Interner
-from insights.baselines import (
-    BaselineTable,
-    RowClock,
-)
+from insights.baselines import BaselineTable, RowClock
 from insights.clocks import StreamClocks
 from insights.closing import MinuteCloser
 from insights.codec import pack_array, unpack_array
@@ -100,6 +97,8 @@ class InsightEngine:
         )
         self._dedupe = DedupeWindow(cfg.dedupe_window_minutes, cfg.dedupe_max_ids)
         self._undrained = 0
+        #: each insight's counts and expectations around it: ``contexts.take()`` after each call
+        self.contexts = self._closer.contexts
 
     # ------------------------------------------------------------------ hot path
     def process(self, event: CloudTrailEvent) -> list[InsightRecord]:
@@ -354,6 +353,7 @@ class InsightEngine:
             **self._insights.to_state(),
             "dedupe": self._dedupe.to_state(),
             **({"drops": self._closer.drops.to_state()} if self._closer.drops else {}),
+            "contexts": self.contexts.to_state(),
             "stats": self.stats.as_dict(),
         }
 
@@ -369,6 +369,7 @@ class InsightEngine:
         self._router.load_state(doc["keys"], streams)
         self._insights.load_state(doc, self._router.keys)
         self._dedupe.load_state(doc["dedupe"])
+        self.contexts.load_state(doc.get("contexts", {}), self._router.keys)
         if self._closer.drops is not None:
             self._closer.drops.load_state(doc.get("drops", {}), self._router.keys)
         self.stats.load(doc["stats"])
@@ -416,11 +417,8 @@ class InsightEngine:
             same_hour = last >= 0 and last // 60 == minute // 60
             elapsed = minute % 60 + 1
             rate = float(hour[row]) / elapsed if same_hour else 0.0
-            out.append(
-                KeyRate(
-                    self._router.keys[row], rate, float(expected.mu[0]), row in self._insights.open
-                )
-            )
+            key, in_insight = self._router.keys[row], row in self._insights.open
+            out.append(KeyRate(key, rate, float(expected.mu[0]), in_insight))
         return out
 
     def keys(self, start: int = 0) -> list[InsightKey]:

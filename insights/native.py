@@ -24,7 +24,7 @@ import os
 __all__ = ["ABI", "module"]
 
 #: The calling convention this code expects of the compiled module (``NATIVE_ABI``).
-ABI = 12
+ABI = 13
 
 #: The C code calls numpy's ufunc loops by their internals, so it runs only with the
 #: (major, minor) releases it was checked against (``make test`` on the lock file and

@@ -22,12 +22,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from insights.baselines import StreamExposure
 from insights.codec import pack_array, unpack_array
 from insights.events import CloudTrailEvent
 
-__all__ = ["AttrKey", "DedupeWindow", "MinuteBuffer", "StreamState"]
+__all__ = ["HISTORY_MINUTES", "AttrKey", "DedupeWindow", "MinuteBuffer", "StreamState"]
+
+Int32Array = npt.NDArray[np.int32]
+#: Minutes of per-row counts kept once a minute's detail is dropped: an insight's context shows
+#: 6 h before its first minute, which comes up to an hour before it is detected.
+HISTORY_MINUTES = 7 * 60
+#: Minutes retired from the look-back together (the look-back holds up to this many more;
+#: ``csrc/native.h`` has the same number).
+RETIRE_EVERY = 30
 
 #: (row, principal, user agent, error code) -> count, for one stream-minute.
 AttrKey = tuple[int, str, str, str]
@@ -57,6 +67,10 @@ class StreamState:
     """The other streams' newest clock when the first held event arrived (-1 until the next
     review of held events takes it: :class:`insights.clocks.StreamClocks`)."""
     open_rows: set[int] = field(default_factory=set)
+    history: list[tuple[Int32Array, Int32Array, Int32Array]] = field(default_factory=list)
+    """Blocks of minutes retired from ``recent``, oldest first: (minute, row, count) of each
+    entry of their buffers (a row's count in a minute is the sum of its entries), in minute
+    order."""
 
     def __post_init__(self) -> None:
         if self.next_close < 0:
@@ -80,6 +94,7 @@ class StreamState:
             "held": [[sec, msgspec.json.encode(ev)] for sec, ev in self.held],
             "held_since": [self.held_clock, self.held_reference],
             "open_rows": sorted(self.open_rows),
+            "history": [[pack_array(a) for a in block] for block in self.history],
         }
 
     @classmethod
@@ -104,20 +119,57 @@ class StreamState:
             held_clock=int(held_since[0]),
             held_reference=int(held_since[1]),
             open_rows=set(d["open_rows"]),
+            history=[
+                (unpack_array(m), unpack_array(r), unpack_array(c))
+                for m, r, c in d.get("history", [])
+            ],
         )
 
     def remember(self, minute: int, buffer: MinuteBuffer, lookback: int) -> None:
-        """Keep a closed minute's buffer for attribution look-back; drop old ones."""
+        """Keep a closed minute's buffer for attribution look-back; retire old ones."""
         recent = self.recent
         if buffer:
             recent[minute] = buffer
         # minutes are remembered in closing (increasing) order: the oldest come first
-        cutoff = minute - lookback
-        while recent:
-            oldest = next(iter(recent))
-            if oldest > cutoff:
-                break
-            del recent[oldest]
+        if recent and next(iter(recent)) <= minute - lookback - RETIRE_EVERY:
+            self.retire(minute - lookback)
+
+    def retire(self, cutoff: int) -> None:
+        """Take the buffers of minutes at or before ``cutoff`` out of ``recent``, once they
+        span :data:`RETIRE_EVERY` minutes (one block for many minutes): principals, agents and
+        errors are dropped, each entry's row and count stay in ``history`` for
+        :data:`HISTORY_MINUTES` (what an insight's context shows of the hours before it)."""
+        recent = self.recent
+        if not recent or next(iter(recent)) > cutoff - RETIRE_EVERY:
+            return
+        minutes: list[int] = []
+        rows: list[int] = []
+        counts: list[int] = []
+        for minute in [m for m in recent if m <= cutoff]:  # in closing (increasing) order
+            buffer = recent.pop(minute)
+            minutes += [minute] * len(buffer)
+            rows += [key[0] for key in buffer]
+            counts += buffer.values()
+        block = (minutes, rows, counts)
+        self.history.append(tuple(np.array(a, dtype=np.int32) for a in block))  # type: ignore[arg-type]
+        horizon = cutoff - HISTORY_MINUTES
+        while self.history and int(self.history[0][0][-1]) <= horizon:
+            del self.history[0]
+
+    def row_counts(self, row: int, first: int, last: int) -> list[int]:
+        """``row``'s count in each closed minute of ``[first, last]`` that ``recent`` or
+        ``history`` still holds (0 elsewhere)."""
+        out = [0] * (last - first + 1)
+        for minutes, rows, counts in self.history:
+            if minutes[-1] < first or minutes[0] > last:
+                continue
+            hit = (rows == row) & (minutes >= first) & (minutes <= last)
+            for minute, count in zip(minutes[hit].tolist(), counts[hit].tolist(), strict=True):
+                out[minute - first] += count
+        for minute, buffer in self.recent.items():
+            if first <= minute <= last:
+                out[minute - first] = sum(c for (r, _p, _a, _e), c in buffer.items() if r == row)
+        return out
 
     def row_minutes(
         self, row: int, first: int, last: int, current: tuple[int, MinuteBuffer]

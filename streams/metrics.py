@@ -93,6 +93,11 @@ class WorkerMetrics:
             "Insight records written to the output topic",
             registry=r,
         )
+        self.contexts_written = Counter(
+            "ctinsights_insight_contexts_written",
+            "Insight contexts written to the Insight directory (each issue replaces the last)",
+            registry=r,
+        )
         self.open = Gauge("ctinsights_insights_open", "Insights started and not ended", registry=r)
         self.keys = Gauge("ctinsights_keys_tracked", "Baselines held", registry=r)
         self.watermark_lag = Gauge(

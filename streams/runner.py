@@ -7,6 +7,7 @@ import signal
 import threading
 from types import FrameType
 
+from streams.console import Console, ConsoleServer, console_credentials, serve
 from streams.errors import ConfigError, StreamsError
 from streams.metrics import MetricsServer
 from streams.settings import WorkerSettings
@@ -70,6 +71,7 @@ def run_worker(settings: WorkerSettings) -> int:
     install_signal_handlers(worker.stop_event)
     worker.health.update(sinks_gate_readiness=settings.sink_failure_fails_readiness)
     sinks: list[SinkRunner] = []
+    console = start_console(settings)
 
     def connected() -> None:
         sinks.extend(start_sinks(settings, worker.metrics, worker.health, worker.stop_event))
@@ -88,4 +90,23 @@ def run_worker(settings: WorkerSettings) -> int:
             sink.thread.join(settings.shutdown_timeout_seconds)
         if server is not None:
             server.stop()
+        if console is not None:
+            console.close()
     return 0
+
+
+def start_console(settings: WorkerSettings) -> ConsoleServer | None:
+    """The insight console over ``insight_dir`` when ``console_port`` is set."""
+    if settings.console_port is None or settings.insight_dir is None:
+        return None
+    token, basic = console_credentials(
+        None if settings.console_token_file is None else str(settings.console_token_file),
+        None if settings.console_basic_auth_file is None else str(settings.console_basic_auth_file),
+    )
+    app = Console(settings.insight_dir, token=token, basic=basic)
+    try:
+        console = serve(app, settings.console_host, settings.console_port)
+    except OSError as exc:
+        raise ConfigError(f"console_port {settings.console_port}: {exc}") from exc
+    logger.info("insight console on %s/", console.url)
+    return console

@@ -155,6 +155,16 @@ class WorkerSettings(BaseSettings):
     insight_file_mode: str = Field(default="0640", pattern=r"^0?[0-7]{3}$")
     """Permissions of Insight files, octal (their directories add search permission)."""
 
+    # the insight console (ctinsights console) over insight_dir, served by the worker
+    console_port: int | None = Field(default=None, ge=0, le=65_535)
+    console_host: str = "127.0.0.1"
+    console_token_file: Path | None = None
+    """Require ``Authorization: Bearer <the file's content>`` (or CTINSIGHTS_CONSOLE_TOKEN)."""
+    console_basic_auth_file: Path | None = None
+    """Require basic auth: the file holds one line ``user:password``."""
+    console_url: str | None = Field(default=None, pattern=r"^https?://")
+    """The console's address as people reach it: webhook payloads link each insight's page."""
+
     @field_validator("log_level", "security_protocol")
     @classmethod
     def _one_of(cls, value: str, info: ValidationInfo) -> str:
@@ -191,6 +201,13 @@ class WorkerSettings(BaseSettings):
             raise ValueError("topic_replication_factor must be -1 (broker default) or at least 1")
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise ValueError("auto_offset_reset must be earliest or latest")
+        if self.console_port is not None and self.insight_dir is None:
+            raise ValueError("console_port needs insight_dir (the console shows its files)")
+        if self.console_url:
+            self.webhooks = [
+                h if h.console_url else h.model_copy(update={"console_url": self.console_url})
+                for h in self.webhooks
+            ]
         return self
 
     def kafka_options(self) -> dict[str, Any]:

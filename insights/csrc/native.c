@@ -986,6 +986,7 @@ PyInit__native(void)
     static const long long scales[N_SCALES] = NATIVE_SCALES;
     PyObject *shape = Py_BuildValue("((LLL)i)", scales[0], scales[1], scales[2], N_SLOTS);
     if (module != NULL && (PyModule_AddIntConstant(module, "ABI", NATIVE_ABI) < 0 ||
+                           PyModule_AddIntConstant(module, "RETIRE_EVERY", RETIRE_EVERY) < 0 ||
                            PyModule_AddObjectRef(module, "SHAPE", shape) < 0)) {
         Py_CLEAR(module);
     }

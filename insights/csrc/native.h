@@ -8,7 +8,11 @@
 #include <math.h>
 
 /* Bumped whenever a function's arguments or results change (insights/native.py checks it). */
-#define NATIVE_ABI 12
+#define NATIVE_ABI 13
+
+/* insights.windows.RETIRE_EVERY: look-back minutes are retired in blocks of this many (the
+ * module exports it; a test keeps the two equal). */
+#define RETIRE_EVERY 30
 
 /* The baselines' shape: insights/model.py's default (insights/native.py checks that the model
  * has it, else the module is not used). */

@@ -255,7 +255,9 @@ plane_grid(const double *planes, Py_ssize_t lo, Py_ssize_t n)
     return g;
 }
 
-/* StreamState.remember: keep the buffer for look-back, drop minutes at or before the cutoff. */
+/* StreamState.remember: keep the buffer for look-back; once RETIRE_EVERY minutes are at or
+ * before the cutoff, StreamState.retire takes them (their counts per row stay in the stream's
+ * history). */
 static int
 remember(PyObject *stream, PyObject *minute_obj, long long minute, PyObject *buffer,
          long long lookback)
@@ -272,19 +274,17 @@ remember(PyObject *stream, PyObject *minute_obj, long long minute, PyObject *buf
         status = -1;
     }
     long long cutoff = minute - lookback;
-    while (status == 0 && PyDict_GET_SIZE(recent)) {
+    if (status == 0 && PyDict_GET_SIZE(recent)) {
         Py_ssize_t pos = 0;
         PyObject *oldest, *unused;
         PyDict_Next(recent, &pos, &oldest, &unused);
         long long value = PyLong_AsLongLong(oldest);
         if (value == -1 && PyErr_Occurred()) {
             status = -1;
-        } else if (value > cutoff) {
-            break;
-        } else {
-            Py_INCREF(oldest);
-            status = PyDict_DelItem(recent, oldest);
-            Py_DECREF(oldest);
+        } else if (value <= cutoff - RETIRE_EVERY) {
+            PyObject *done = PyObject_CallMethod(stream, "retire", "L", cutoff);
+            status = done == NULL ? -1 : 0;
+            Py_XDECREF(done);
         }
     }
     Py_DECREF(recent);

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
+from streams.cli.console import add_console_parser
 from streams.cli.history import cmd_insights_list
 from streams.cli.lab import cmd_demo, cmd_simulate
 from streams.cli.replay import cmd_replay, load_config
@@ -29,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", help="TOML or JSON file with detection settings")
     replay.add_argument("--output", "-o", help="write Insight records here instead of stdout")
     replay.add_argument("--sensitivity", choices=["low", "medium", "high"])
+    replay.add_argument(
+        "--insight-dir",
+        type=Path,
+        help="also write Insight files (AWS's S3 layout) and each insight's context here, "
+        "as the worker does (for ctinsights console)",
+    )
     replay.add_argument("--warmup-minutes", type=int)
     replay.add_argument(
         "--keep-open",
@@ -89,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--api", help="eventName or eventSource:eventName")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a summary")
     listing.set_defaults(func=cmd_insights_list)
+
+    add_console_parser(sub)
 
     demo = sub.add_parser("demo", help="simulated stream with injected bursts, live Insights")
     demo.add_argument("--days", type=int, default=5)

@@ -18,6 +18,7 @@ from streams.cli.status import EXIT_OK
 from streams.errors import ConfigError
 from streams.files import read_inputs
 from streams.settings import read_config_file
+from streams.sinks.files import InsightFileWriter
 
 __all__ = ["cmd_replay", "load_config"]
 
@@ -133,6 +134,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     rejects: Counter[str] = Counter()
     progress = _Progress(sys.stderr)
     written = 0
+    files = None if args.insight_dir is None else InsightFileWriter(args.insight_dir)
+    engine.contexts.keep = files is not None
 
     def emit(records: list[InsightRecord], source: str) -> None:
         nonlocal written
@@ -140,6 +143,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             out.write(record.to_json() + b"\n")
             out.flush()
             written += 1
+        contexts = engine.contexts.take()
+        if files is not None:  # what the worker's file sink and checkpoints write
+            files.write([r.to_dict() for r in records])
+            files.write_contexts([c.to_dict() for c in contexts])
         if rejected is not None:
             rejected.engine_rejected(source)
 

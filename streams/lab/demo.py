@@ -3,7 +3,8 @@
 1. start a local Kafka-compatible broker (Tansu) on 127.0.0.1;
 2. simulate a labelled CloudTrail stream (2 accounts x 2 Regions, with the 7 injected bursts) and
    ``produce`` it, keyed by account and Region, into a 4-partition topic;
-3. run the stream worker on it (checkpoints in Kafka, metrics on ``/metrics``);
+3. run the stream worker on it (checkpoints in Kafka, metrics on ``/metrics``, Insight files
+   and the insight console over them);
 4. print each Insight as it arrives on the output topic, then which bursts were found.
 
 Ctrl-C stops everything cleanly at any point (worker checkpoints, broker stops).
@@ -12,8 +13,10 @@ Ctrl-C stops everything cleanly at any point (worker checkpoints, broker stops).
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -24,9 +27,10 @@ from streams.lab.evaluation import evaluate
 from streams.lab.simulate import Scenario, generate, render
 from streams.metrics import MetricsServer
 from streams.produce import produce
-from streams.runner import install_signal_handlers
+from streams.runner import install_signal_handlers, start_console
 from streams.settings import load_settings
 from streams.sinks.formats.text import describe
+from streams.sinks.runner import start_sinks
 from streams.worker import Worker
 
 __all__ = ["describe", "run_demo"]
@@ -65,7 +69,7 @@ def run_demo(days: int = 5, metrics_port: int | None = None, serve: bool = False
     install_signal_handlers(stop)
     scenario = Scenario(days=days, reads_per_minute=1.0, anomaly_day=days - 1)
     print("starting a local Kafka-compatible broker (Tansu) on 127.0.0.1 ...", flush=True)
-    with LocalBroker() as broker:
+    with LocalBroker() as broker, tempfile.TemporaryDirectory(prefix="ctinsights-demo-") as tmp:
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
         admin.create_topics([NewTopic(_INPUT, _PARTITIONS, 1), NewTopic(_OUTPUT, 1, 1)])
         admin.close()
@@ -100,14 +104,23 @@ def run_demo(days: int = 5, metrics_port: int | None = None, serve: bool = False
             checkpoint_interval_seconds=5.0,
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
+            insight_dir=Path(tmp),
+            console_port=free_port(),
         )
         worker = Worker(settings)
         worker.stop_event = stop
+        worker.on_connected = lambda: sinks.extend(
+            start_sinks(settings, worker.metrics, worker.health, stop)
+        )
+        sinks: list[Any] = []
         server = MetricsServer(worker.metrics.registry, worker.health)
         port = server.start("127.0.0.1", metrics_port if metrics_port is not None else free_port())
+        console = start_console(settings)
+        assert console is not None
         print(
             f"worker running; metrics on http://127.0.0.1:{port}/metrics "
-            f"(also /healthz, /readyz); Insights as they arrive:\n",
+            f"(also /healthz, /readyz); insight console on {console.url}/ ; "
+            "Insights as they arrive:\n",
             flush=True,
         )
         seen: list[dict[str, Any]] = []
@@ -126,13 +139,18 @@ def run_demo(days: int = 5, metrics_port: int | None = None, serve: bool = False
             _summary(scenario, seen, stats.records, elapsed, worker)
         if serve and not stop.is_set():
             print(
-                f"\nserving metrics on http://127.0.0.1:{port}/metrics; Ctrl-C to stop", flush=True
+                f"\nserving metrics on http://127.0.0.1:{port}/metrics and the insight console "
+                f"on {console.url}/ ; Ctrl-C to stop",
+                flush=True,
             )
             stop.wait()
         stop.set()
         runner.join(60)
         printer.join(10)
+        for sink in sinks:
+            sink.thread.join(10)
         server.stop()
+        console.close()
     print("stopped: worker checkpointed, broker shut down", flush=True)
     return 0
 

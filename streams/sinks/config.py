@@ -82,6 +82,9 @@ class WebhookSettings(BaseModel):
     backoff_seconds: float = Field(default=0.5, gt=0)
     max_backoff_seconds: float = Field(default=60.0, gt=0)
     dead_letter_path: Path | None = None
+    console_url: str | None = Field(default=None, pattern=r"^https?://")
+    """Base URL of the insight console: each payload links the insight's page (default: the
+    worker's ``console_url``)."""
 
     @model_validator(mode="after")
     def _check(self) -> WebhookSettings:

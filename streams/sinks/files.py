@@ -6,13 +6,24 @@ import gzip
 import hashlib
 import json
 import logging
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from streams.files import write_atomically
 
-__all__ = ["InsightFileWriter", "read_insight_files"]
+__all__ = [
+    "CONTEXT_FOLDER",
+    "InsightFileWriter",
+    "context_path",
+    "read_context",
+    "read_insight_files",
+]
+
+#: The folder beside ``AWSLogs`` that holds each insight's context (:mod:`insights.context`):
+#: ``<root>/ctinsights-context/<first 2 characters of the sharedEventID>/<sharedEventID>.json.gz``.
+CONTEXT_FOLDER = "ctinsights-context"
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +63,37 @@ class InsightFileWriter:
         body = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
         write_atomically(path, body, mode=self.mode)
         return path
+
+    def write_contexts(self, contexts: list[dict[str, Any]]) -> list[Path]:
+        """Write each insight's newest context (a later issue replaces an earlier one)."""
+        newest = {c["sharedEventID"]: c for c in contexts}
+        paths = []
+        for sid, context in sorted(newest.items()):
+            path = context_path(self.root, sid)
+            body = gzip.compress(json.dumps(context).encode(), mtime=0)
+            write_atomically(path, body, mode=self.mode)
+            paths.append(path)
+        return paths
+
+
+def context_path(root: Path, shared_event_id: str) -> Path:
+    """Where the context of the insight ``shared_event_id`` is written (``ValueError`` for an
+    id that is not a UUID: it is part of a path)."""
+    sid = str(uuid.UUID(shared_event_id))
+    return root / CONTEXT_FOLDER / sid[:2] / f"{sid}.json.gz"
+
+
+def read_context(root: Path, shared_event_id: str) -> dict[str, Any] | None:
+    """The context written for ``shared_event_id``, or None (none written, or unreadable)."""
+    try:
+        path = context_path(root, shared_event_id)
+        doc = json.loads(gzip.decompress(path.read_bytes()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError) as exc:
+        logger.warning("unreadable context of %s: %s", shared_event_id, exc)
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _event_time(record: dict[str, Any]) -> datetime:

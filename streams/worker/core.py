@@ -28,7 +28,7 @@ from insights import (
     StateDecodeError,
     accelerated,
 )
-from streams.checkpoints import Checkpoint, CheckpointStore, PendingInsight
+from streams.checkpoints import Checkpoint, CheckpointStore
 from streams.errors import ConfigError, StreamsError
 from streams.failpoints import failpoint
 from streams.metrics import HealthState, WorkerMetrics
@@ -195,7 +195,7 @@ class Worker:
             )
             part.stats_seen = engine.stats.copy()
             part.keys_seen = engine.keys_tracked
-            if checkpoint.pending:
+            if checkpoint.pending or checkpoint.contexts:
                 self._output.redeliver(checkpoint)
         self._consumer.seek(tp, part.offset)
         self._parts[tp] = part
@@ -249,19 +249,10 @@ class Worker:
         part.offset = messages[-1].offset + 1
         if fed.future:
             self._dead.future(part.tp, messages, fed.future)
-        records = fed.records
         part.dirty = True
         part.stats_seen = self.metrics.add_engine_delta(part.stats_seen, part.engine.stats)
         self._gauges.check_keys(part)
-        if records:
-            if part.pending_since is None:
-                part.pending_since = time.monotonic()
-            for record in records:
-                d = record.to_dict()
-                part.pending.append(
-                    PendingInsight(d["eventID"], d["sharedEventID"], record.to_json())
-                )
-                part.pending_records.append(record)
+        part.add(fed.records, self._output.contexts(part.engine))
 
     def _seek(self, tp: TopicPartition, offset: int) -> None:
         assert self._consumer is not None
@@ -296,6 +287,7 @@ class Worker:
             offset=part.offset,
             engine=part.engine.save_state(),
             pending=list(part.pending),
+            contexts=list(part.contexts),
             output_from=output_from,
             sequence=part.sequence,
         )
@@ -305,6 +297,7 @@ class Worker:
         self.metrics.checkpoint_seconds.observe(time.monotonic() - started)
         self.metrics.checkpoint_bytes.labels(part.tp.topic, str(part.tp.partition)).set(size)
         self._output.produce(part.pending)
+        part.contexts = self._output.write_contexts(part.contexts)
         if self.on_insight is not None:
             for record in part.pending_records:
                 self.on_insight(record)

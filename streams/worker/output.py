@@ -7,14 +7,17 @@ and produces only those it does not find (see :mod:`streams.checkpoints`).
 
 from __future__ import annotations
 
+import json
 import logging
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
+from insights import InsightEngine
 from streams.checkpoints import Checkpoint, PendingInsight
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
+from streams.sinks.files import InsightFileWriter
 from streams.topics import read_to_end
 from streams.worker.broker import BrokerCalls, partitions_of
 
@@ -38,6 +41,23 @@ class Output:
         self.broker = broker
         self.producer: KafkaProducer | None = None
         self.scanner: KafkaConsumer | None = None
+        folder = settings.insight_dir
+        mode = int(settings.insight_file_mode, 8)
+        self.files = None if folder is None else InsightFileWriter(folder, mode)
+
+    def contexts(self, engine: InsightEngine) -> list[bytes]:
+        """The insight contexts ``engine`` issued (none kept without an ``insight_dir``)."""
+        issued = engine.contexts.take()
+        return [c.to_json() for c in issued] if self.files is not None else []
+
+    def write_contexts(self, contexts: list[bytes]) -> list[bytes]:
+        """Write ``contexts`` into the Insight directory, beside the file sink's records (a
+        context is written by the worker that holds its partition, from its checkpoint: see
+        :mod:`insights.context`); return what is left to write (nothing)."""
+        if self.files is not None and contexts:
+            self.files.write_contexts([json.loads(c) for c in contexts])
+            self.metrics.contexts_written.inc(len(contexts))
+        return []
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
@@ -76,7 +96,11 @@ class Output:
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     def redeliver(self, checkpoint: Checkpoint) -> None:
-        """Produce the checkpoint's pending Insights that are not on the output topic yet."""
+        """Produce the checkpoint's pending Insights that are not on the output topic yet, and
+        write its contexts."""
+        self.write_contexts(checkpoint.contexts)
+        if not checkpoint.pending:
+            return
         wanted = {p.event_id for p in checkpoint.pending}
         present = self._found(checkpoint.output_from, wanted)
         missing = [p for p in checkpoint.pending if p.event_id not in present]

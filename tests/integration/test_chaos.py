@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from streams.sinks import read_insight_files
+from streams.sinks.files import read_context
 from tests.integration.conftest import (
     Dataset,
     WorkerProcess,
@@ -34,6 +35,7 @@ from tests.integration.conftest import (
     wait_committed,
 )
 from tests.integration.test_recovery import produce_cli
+from tests.integration.test_worker import replay_contexts
 from tests.unit.streams.test_sinks import Receiver
 
 _BUSY = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end:\n    pass\n"
@@ -91,9 +93,11 @@ def test_kill_9_at_each_point_of_a_workers_life_loses_and_duplicates_nothing(
     produce_cli(bootstrap, topic, lines, tmp_path)
     ends = end_offsets(bootstrap, topic)
     log = tmp_path / "worker.log"
+    insight_dir = tmp_path / "insights"
 
     def worker(**env: str) -> WorkerProcess:
-        started = WorkerProcess(bootstrap, topic, output, group, log).start(**env)
+        process = WorkerProcess(bootstrap, topic, output, group, log)
+        started = process.start(CTINSIGHTS_INSIGHT_DIR=str(insight_dir), **env)
         workers.append(started)
         return started
 
@@ -123,6 +127,10 @@ def test_kill_9_at_each_point_of_a_workers_life_loses_and_duplicates_nothing(
         if process.alive():
             assert process.stop() == 0, f"seed {seed}: a worker did not stop cleanly"
     assert_exactly_expected(bootstrap, output, dataset)
+    # every insight's context file is the one an uninterrupted replay issues last
+    ids = {json.loads(value)["sharedEventID"] for value in dataset.expected}
+    contexts = {sid: read_context(insight_dir, sid) for sid in ids}
+    assert contexts == replay_contexts(dataset.lines), f"seed {seed}: contexts differ"
     dead = {m.value for m in read_topic(bootstrap, f"{output}-dlq")}
     missing = [line for line in _hostile() if line not in dead]
     assert not missing, f"seed {seed}: not dead-lettered: {missing}"

@@ -12,8 +12,10 @@ from pathlib import Path
 import msgspec
 from kafka import KafkaProducer
 
+from insights import EngineConfig, InsightEngine, decode_message
 from streams.checkpoints import DirectoryStore, PendingInsight
 from streams.settings import WorkerSettings
+from streams.sinks.files import read_context
 from streams.worker import EVENT_ID_HEADER, Worker
 from tests.integration.conftest import (
     Dataset,
@@ -53,7 +55,11 @@ def test_worker_emits_what_replay_emits(bootstrap: str, dataset: Dataset, tmp_pa
     create_topic(bootstrap, topic, 4)
     produce_lines(bootstrap, topic, dataset.lines, compression_type="lz4")
     settings = worker_settings(
-        bootstrap, topic, checkpoint_store="directory", state_dir=tmp_path / "state"
+        bootstrap,
+        topic,
+        checkpoint_store="directory",
+        state_dir=tmp_path / "state",
+        insight_dir=tmp_path / "insights",
     )
     seen: list[bytes] = []
     worker = Worker(settings, on_insight=lambda r: seen.append(r.to_json()))
@@ -76,6 +82,23 @@ def test_worker_emits_what_replay_emits(bootstrap: str, dataset: Dataset, tmp_pa
     assert registry.get_sample_value("ctinsights_events_read_total") == len(dataset.lines)
     assert registry.get_sample_value("ctinsights_insight_records_produced_total") == len(values)
     assert (tmp_path / "state" / settings.group_id / topic / "0.ckpt").is_file()
+    # each insight's context, written from the checkpoints, is the one a replay issues last
+    contexts = {json.loads(r)["sharedEventID"] for r in values}
+    written = {sid: read_context(tmp_path / "insights", sid) for sid in contexts}
+    assert written == replay_contexts(dataset.lines)
+    assert registry.get_sample_value("ctinsights_insight_contexts_written_total")
+
+
+def replay_contexts(lines: list[bytes]) -> dict[str, object]:
+    """The newest context of each insight of an in-process replay, left open at the end."""
+    engine = InsightEngine(EngineConfig())
+    engine.contexts.keep = True
+    newest: dict[str, object] = {}
+    for start in range(0, len(lines), 4096):
+        events = [e for line in lines[start : start + 4096] for e in decode_message(line).events]
+        engine.process_many(events)
+        newest.update((c.shared_event_id, c.to_dict()) for c in engine.contexts.take())
+    return newest
 
 
 def test_hostile_messages_go_to_the_dead_letter_topic(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.sinks.config import WebhookSettings
+from streams.sinks.formats.text import linked
 
 __all__ = ["body"]
 
@@ -20,5 +21,5 @@ def body(record: dict[str, Any], settings: WebhookSettings) -> dict[str, Any]:
         "time": record["eventTime"],
         "region": record["awsRegion"],
         "resources": [],
-        "detail": record,
+        "detail": linked(record, settings.console_url),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.sinks.config import WebhookSettings
-from streams.sinks.formats.text import summary
+from streams.sinks.formats.text import console_link, summary
 
 __all__ = ["body"]
 
@@ -31,4 +31,7 @@ def body(record: dict[str, Any], settings: WebhookSettings) -> dict[str, Any]:
             "class": d["insightType"],
             "custom_details": d["insightContext"],
         }
+        link = console_link(record, settings.console_url)
+        if link is not None:
+            body["links"] = [{"href": link, "text": "Open in the ctinsights console"}]
     return body

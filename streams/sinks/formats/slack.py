@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from streams.sinks.config import WebhookSettings
-from streams.sinks.formats.text import per_minute, summary
+from streams.sinks.formats.text import console_link, per_minute, summary
 
 __all__ = ["body"]
 
@@ -41,4 +41,7 @@ def body(record: dict[str, Any], settings: WebhookSettings) -> dict[str, Any]:
         f"(score {record['additionalEventData'].get('score')})\n"
         f"Top principals: {who or 'n/a'}\nsharedEventID `{record['sharedEventID']}`"
     )
+    link = console_link(record, settings.console_url)
+    if link is not None:
+        text += f"\n<{link}|Open in the console>"
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

@@ -5,7 +5,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["describe", "per_minute", "summary"]
+__all__ = ["console_link", "describe", "linked", "per_minute", "summary"]
+
+
+def console_link(record: dict[str, Any], console_url: str | None) -> str | None:
+    """The insight's page on the console at ``console_url``, if one is set."""
+    if not console_url:
+        return None
+    return f"{console_url.rstrip('/')}/insights/{record['sharedEventID']}"
+
+
+def linked(record: dict[str, Any], console_url: str | None) -> dict[str, Any]:
+    """``record`` with ``additionalEventData.consoleUrl`` (our extension field) when a console
+    is set; the record itself otherwise."""
+    link = console_link(record, console_url)
+    if link is None:
+        return record
+    return {**record, "additionalEventData": {**record["additionalEventData"], "consoleUrl": link}}
 
 
 def summary(record: dict[str, Any]) -> str:

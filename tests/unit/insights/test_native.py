@@ -31,6 +31,7 @@ from insights import (
     decode_many,
     model,
     native,
+    windows,
 )
 from insights.attribution import AttributionTable, Interner
 from insights.baselines import N_SLOTS, BaselineTable, StreamExposure
@@ -668,6 +669,11 @@ def test_the_model_arguments_are_in_the_order_c_reads_them() -> None:
     assert (model.MODEL.scales, model.MODEL.n_slots) == BUILT.SHAPE
     with pytest.raises(TypeError, match="expected set_model"):
         BUILT.set_model(1.0)  # type: ignore[call-arg]
+
+
+def test_the_c_step_retires_look_back_minutes_in_the_blocks_python_does() -> None:
+    assert BUILT is not None
+    assert BUILT.RETIRE_EVERY == windows.RETIRE_EVERY
 
 
 def test_a_model_of_another_shape_runs_pure_python(

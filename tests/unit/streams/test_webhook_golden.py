@@ -25,7 +25,11 @@ FORMATS = ("generic", "eventbridge", "slack", "pagerduty")
 def _settings(fmt: str) -> WebhookSettings:
     extra: dict[str, Any] = {"routing_key": "R" * 32} if fmt == "pagerduty" else {}
     return WebhookSettings(
-        name=fmt, url=SecretStr("http://127.0.0.1:9/hook"), format=WebhookFormat(fmt), **extra
+        name=fmt,
+        url=SecretStr("http://127.0.0.1:9/hook"),
+        format=WebhookFormat(fmt),
+        console_url="https://insights.example.com",
+        **extra,
     )
 
 
@@ -37,6 +41,18 @@ def test_webhook_bodies_match_their_golden_payloads(fmt: str) -> None:
     if os.environ.get("CTINSIGHTS_UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(bodies, indent=1, ensure_ascii=False) + "\n")
     assert bodies == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_links_the_insights_console_page_only_when_a_console_is_set(
+    fmt: str,
+) -> None:
+    record = json.loads((GOLDEN / "insights.json").read_text())[0]
+    page = f"https://insights.example.com/insights/{record['sharedEventID']}"
+    linked = format_body(_settings(fmt), record).decode()
+    plain = format_body(_settings(fmt).model_copy(update={"console_url": None}), record)
+    assert page in linked
+    assert "insights.example.com" not in plain.decode()
 
 
 def test_slack_text_says_what_a_person_needs() -> None:
