@@ -5,7 +5,9 @@
 string compare. The worker's points: ``assigned`` (partitions restored, nothing processed),
 ``before_produce`` (a checkpoint with Insights written, the Insights not produced), ``revoking``
 (a rebalance took partitions, before their checkpoint) and ``draining`` (stopping, before the
-final checkpoints).
+final checkpoints). ``ctinsights ingest``'s: ``ingest_mid_file`` (half a log file's records
+sent, none acknowledged) and ``ingest_before_delete`` (all acknowledged, the SQS message not
+deleted).
 """
 
 from __future__ import annotations

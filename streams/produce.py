@@ -22,7 +22,7 @@ from streams.errors import SinkError
 from streams.files import iter_blobs
 from streams.settings import KeyScheme
 
-__all__ = ["ProduceStats", "iter_raw_records", "message_key", "produce"]
+__all__ = ["ProduceStats", "iter_raw_records", "message_key", "produce", "records_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,9 @@ _raw_file = msgspec.json.Decoder(_RawFile)
 _raw_array = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def _records_of(data: bytes) -> Iterator[bytes]:
+def records_of(data: bytes) -> Iterator[bytes]:
+    """The records of a file's bytes, unchanged: a log file's, an array's, or JSON lines (a
+    file that only looked like the first two is yielded whole, for the worker to reject)."""
     head = data.lstrip()[:12]
     try:
         if head.startswith(b"["):
@@ -61,7 +63,7 @@ def iter_raw_records(paths: list[str]) -> Iterator[bytes]:
         elif blob.from_stdin:
             yield from (line.strip() for line in blob.data.split(b"\n") if line.strip())
         else:
-            yield from _records_of(blob.data)
+            yield from records_of(blob.data)
 
 
 def message_key(record: bytes, scheme: KeyScheme) -> bytes | None:

@@ -203,12 +203,15 @@ class WorkerSettings(BaseSettings):
             raise ValueError("auto_offset_reset must be earliest or latest")
         if self.console_port is not None and self.insight_dir is None:
             raise ValueError("console_port needs insight_dir (the console shows its files)")
-        if self.console_url:
-            self.webhooks = [
-                h if h.console_url else h.model_copy(update={"console_url": self.console_url})
-                for h in self.webhooks
-            ]
         return self
+
+    def linked_webhooks(self) -> list[WebhookSettings]:
+        """The webhooks, each with ``console_url`` (its own, else the worker's)."""
+        return [
+            h if h.console_url or not self.console_url
+            else h.model_copy(update={"console_url": self.console_url})
+            for h in self.webhooks
+        ]  # fmt: skip
 
     def kafka_options(self) -> dict[str, Any]:
         """Connection and security options shared by every kafka-python client."""

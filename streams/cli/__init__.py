@@ -10,6 +10,7 @@ from pathlib import Path
 
 from streams.cli.console import add_console_parser
 from streams.cli.history import cmd_insights_list
+from streams.cli.ingest import add_ingest_parser
 from streams.cli.lab import cmd_demo, cmd_simulate
 from streams.cli.replay import cmd_replay, load_config
 from streams.cli.status import EXIT_OK, EXIT_USAGE
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(func=cmd_insights_list)
 
     add_console_parser(sub)
+    add_ingest_parser(sub)
 
     demo = sub.add_parser("demo", help="simulated stream with injected bursts, live Insights")
     demo.add_argument("--days", type=int, default=5)

@@ -180,7 +180,7 @@ def start_sinks(
 ) -> list[SinkRunner]:
     """Start one runner per configured webhook, plus the Insight file writer if configured."""
     runners: list[SinkRunner] = []
-    for hook in settings.webhooks:
+    for hook in settings.linked_webhooks():
         for family in (
             metrics.webhook_deliveries,
             metrics.webhook_failures,

@@ -224,3 +224,20 @@ def test_dockerfile_passes_hadolint() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_ingest_manifest_is_valid_and_holds_no_aws_keys() -> None:
+    """The ingest Deployment passes the schemas, assumes an IAM role, and carries no keys."""
+    import kubernetes_validate
+
+    path = DEPLOY / "kubernetes" / "ingest.yaml"
+    manifests = {d["kind"]: d for d in docs(path)}
+    for doc in manifests.values():
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == manifests["ServiceAccount"]["metadata"]["name"]
+    assert "eks.amazonaws.com/role-arn" in manifests["ServiceAccount"]["metadata"]["annotations"]
+    assert pod["containers"][0]["args"][0] == "ingest"
+    text = path.read_text()
+    assert "AWS_ACCESS_KEY_ID" not in text
+    assert "AWS_SECRET_ACCESS_KEY" not in text

@@ -60,3 +60,22 @@ def test_values_a_cluster_would_refuse_are_refused_first(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(None, **flags)
+
+
+def test_the_console_needs_the_insight_directory_it_shows(tmp_path: object) -> None:
+    with pytest.raises(ConfigError, match="console_port needs insight_dir"):
+        load_settings(None, console_port=8321)
+    with pytest.raises(ConfigError, match="console_url"):
+        load_settings(None, console_url="insights.example.com")
+
+
+def test_console_url_reaches_every_webhook_that_has_none_of_its_own() -> None:
+    hooks = [
+        {"name": "slack", "url": "https://hooks.example.com/a", "format": "slack"},
+        {"name": "siem", "url": "https://siem.example.com/", "console_url": "https://other/"},
+    ]
+    settings = load_settings(None, console_url="https://insights.example.com", webhooks=hooks)
+    assert [h.console_url for h in settings.linked_webhooks()] == [
+        "https://insights.example.com",
+        "https://other/",
+    ]
