@@ -326,19 +326,23 @@ class StreamClocks:
         (the other clock moved on since the first held event and the stream's own did not: its
         traffic still arriving would have had the events rejected), or the other clocks that far
         past them at the end of the input, is enough for even one (a sparse stream's next call).
-        A stream whose clock has not started, an input that has shown no other stream (the
-        first of a replay), or a stream alone at the front (every other clock more than
-        ``max_clock_jump_minutes`` behind its own: they stopped long ago, and cannot vouch for
-        anything) has only its own agreeing events to go by: other streams are other clocks,
-        and a log tree ordered by account or Region holds streams years apart.
+        A stream whose clock has not started, or an input that has shown no other stream (the
+        first of a replay), has only its own agreeing events to go by: other streams are other
+        clocks, and a log tree ordered by account or Region holds streams years apart. So has a
+        stream alone at the front (every other clock more than ``max_clock_jump_minutes``
+        behind its own: they stopped long ago, and cannot vouch for anything), once a review
+        saw its own traffic stall (or at the end of the input): while its own traffic arrives,
+        a few records dated ahead of it are rejected, as anywhere else.
         """
         cfg = self.config
         few = distinct < cfg.jump_vouched_events
         if few and not (stall_seen or at_end):
             return False  # without finding the other clocks: a pass over every stream
         other = self._other_clocks(stream)
-        if other is None or stream.max_seen == UNBORN or other < stream.max_seen - self.jump:
+        if other is None or stream.max_seen == UNBORN:
             return not few
+        if other < stream.max_seen - self.jump:  # alone at the front: once its traffic stalls
+            return not few and (stall_seen or at_end)
         vouch = cfg.jump_vouch_seconds
         passed = other - newest >= vouch
         stalled = (

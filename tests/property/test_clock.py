@@ -48,19 +48,20 @@ def _stamp(seconds: int) -> str:
 @st.composite
 def _attack(draw: st.DrawFn) -> tuple[int, bool, list[tuple[int, int]]]:
     """(template record, same eventID, [(position, seconds ahead of the newest event)])."""
-    lines, _, _ = _clean()
     count = draw(st.integers(1, 100))
     template = draw(st.sampled_from(_writes()))
     ahead = st.integers(JUMP + 61, 70 * YEAR)  # decoding rejects times after 2099
     # once every stream has shown up: before that a replay's first stream has no other clock,
     # and three agreeing records move it (docs/detection.md, "Records dated ahead")
     start = _all_streams_seen()
+    # and while another stream flows too: a stream alone at the front whose own traffic has
+    # stopped (the scenario's Saturday tail, after its last records) is moved by 3 agreeing
+    # records, as the first stream of a replay is (docs/detection.md, "Records dated ahead")
+    end = _others_flow_until()
     if draw(st.booleans()):  # a block at one position
-        positions = [draw(st.integers(start, len(lines)))] * count
+        positions = [draw(st.integers(start, end))] * count
     else:
-        positions = sorted(
-            draw(st.lists(st.integers(start, len(lines)), min_size=count, max_size=count))
-        )
+        positions = sorted(draw(st.lists(st.integers(start, end), min_size=count, max_size=count)))
     if draw(st.booleans()):  # times spread anywhere ahead
         offsets = [draw(ahead) for _ in positions]
     else:  # times that agree with each other
@@ -81,6 +82,28 @@ def _all_streams_seen() -> int:
         if seen == streams:
             return index + 1
     raise AssertionError("unreachable")
+
+
+@cache
+def _others_flow_until() -> int:
+    """The position of the last record of the stream that ends second to last."""
+    last: dict[tuple[str, str], int] = {}
+    for index, line in enumerate(_clean()[0]):
+        event = json.loads(line)
+        last[(event["recipientAccountId"], event["awsRegion"])] = index
+    return sorted(last.values())[-2]
+
+
+def test_records_riding_along_a_lone_streams_jump_are_rejected() -> None:
+    """Found by the property below: 3 agreeing records dated 6 h past the end, injected
+    into the stream alone at the front (the scenario's Saturday activity, after the other
+    streams' week ended) while its own traffic still arrives. They moved its clock at once,
+    and its next 703 records were late; now they are rejected like anywhere else."""
+    attack = [(19, 21661 + i) for i in range(51)] + [(40198, 21712), (40206, 21713), (40206, 21714)]
+    out, engine = _run(_inject(27215, False, attack))
+    assert out == _clean()[1]
+    assert engine.stats.rejected.get("future_timestamp", 0) == len(attack)
+    assert engine.stats.late == 0
 
 
 @cache
