@@ -6,8 +6,8 @@ string compare. The worker's points: ``assigned`` (partitions restored, nothing 
 ``before_produce`` (a checkpoint with Insights written, the Insights not produced), ``revoking``
 (a rebalance took partitions, before their checkpoint) and ``draining`` (stopping, before the
 final checkpoints). ``ctinsights ingest``'s: ``ingest_mid_file`` (half a log file's records
-sent, none acknowledged) and ``ingest_before_delete`` (all acknowledged, the SQS message not
-deleted).
+sent, none acknowledged), ``ingest_before_delete`` (all acknowledged, the SQS message not
+deleted) and ``ingest_deleted`` (just after a delete).
 """
 
 from __future__ import annotations

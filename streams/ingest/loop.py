@@ -8,8 +8,10 @@ file it names: at-least-once. A crash re-reads the message after its visibility 
 produces its records again; the worker drops the repeats by eventID.
 
 While a message is being handled its visibility is extended every half timeout, so a large
-file is not handed to another reader meanwhile. Messages are handled ``concurrency`` at a time
-(files of one message in order). A message that is no notification, and a file that cannot be
+file is not handed to another reader meanwhile. The files of a received batch (up to 10
+messages) are read and sent ``concurrency`` messages at a time (files of one message in
+order), flushed once, and each message is deleted when every record of its files is
+acknowledged. A message that is no notification, and a file that cannot be
 read as a log file, go to the dead-letter topic with the reason (and are deleted); anything
 else (S3 or Kafka unavailable) leaves the message for a later attempt.
 """
@@ -74,6 +76,15 @@ class IngestMetrics:
             "Age of the oldest message of the last receive (0 when the queue was empty)",
             registry=r,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A log file's records, sent and not yet acknowledged."""
+
+    obj: S3Object
+    futures: list[Any]
+    size: int
 
 
 class _KeepInvisible:
@@ -144,59 +155,75 @@ class Ingest:
         messages = reply.get("Messages", [])
         sent = [int(m.get("Attributes", {}).get("SentTimestamp", 0)) for m in messages]
         self.metrics.lag.set(max(time.time() - min(sent) / 1000, 0.0) if sent else 0.0)
-        # every message of the batch is handled (or failed) before the next receive
-        for failure in pool.map(self._handle, messages):
-            if failure is not None:
-                logger.error("message left for a later attempt: %s", failure)
+        keepers = [
+            _KeepInvisible(self.sqs, o.queue_url, m["ReceiptHandle"], o.visibility_seconds)
+            for m in messages
+        ]
+        try:
+            # the batch's files are read and sent (concurrency at a time), flushed once, and
+            # each message is deleted when all its records are acknowledged
+            sends = list(pool.map(self._send, messages))
+            self.producer.flush(timeout=60)
+            for message, sent_or_failed in zip(messages, sends, strict=True):
+                try:
+                    if isinstance(sent_or_failed, Exception):
+                        raise sent_or_failed
+                    self._acknowledged(sent_or_failed)
+                    failpoint("ingest_before_delete")  # all acknowledged, the message kept
+                    self.sqs.delete_message(
+                        QueueUrl=o.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                    self.metrics.messages.inc()
+                    failpoint("ingest_deleted")  # a message gone: its records must be in Kafka
+                except Exception as exc:  # S3 or Kafka away: the message comes back later
+                    logger.error("message left for a later attempt: %s", exc)
+        finally:
+            for keeper in keepers:
+                keeper.stop()
         return len(messages)
 
-    def _handle(self, message: dict[str, Any]) -> Exception | None:
-        o = self.options
-        keeper = _KeepInvisible(
-            self.sqs, o.queue_url, message["ReceiptHandle"], o.visibility_seconds
-        )
+    def _send(self, message: dict[str, Any]) -> list[_Sent] | Exception:
+        """Send the records of every file ``message`` names (not waiting for them)."""
         try:
             try:
                 objects = objects_of(message.get("Body", ""))
             except NotificationError as exc:
                 self._dead_letter("not_a_notification", str(exc), {"body": message.get("Body")})
                 objects = []
-            for obj in objects:
-                self._ingest(obj)
-            failpoint("ingest_before_delete")  # every record acknowledged, the message kept
-            self.sqs.delete_message(QueueUrl=o.queue_url, ReceiptHandle=message["ReceiptHandle"])
-            self.metrics.messages.inc()
-            return None
-        except Exception as exc:  # S3 or Kafka away: the message comes back after its timeout
+            return [sent for obj in objects if (sent := self._send_object(obj)) is not None]
+        except Exception as exc:  # S3 away: the message comes back after its timeout
             return exc
-        finally:
-            keeper.stop()
 
-    def _ingest(self, obj: S3Object) -> None:
+    def _send_object(self, obj: S3Object) -> _Sent | None:
         if obj.skipped:
             self.metrics.skipped.inc()
-            return
+            return None
         try:
             data = fetch(self.s3, obj)
             records = log_records(obj, data)
         except ObjectError as exc:
             self._dead_letter(exc.reason, exc.detail, {"bucket": obj.bucket, "key": obj.key})
-            return
+            return None
         futures = []
         for index, record in enumerate(records):
             if index == len(records) // 2:
                 failpoint("ingest_mid_file")  # half the file sent, nothing acknowledged
             key = message_key(record, self.options.key)
             futures.append(self.producer.send(self.options.topic, key=key, value=record))
-        self.producer.flush(timeout=60)
-        for future in futures:
-            try:
-                future.get(timeout=60)  # raises what the broker said
-            except KafkaError as exc:
-                raise SinkError(f"s3://{obj.bucket}/{obj.key}: not acknowledged: {exc}") from exc
-        self.metrics.objects.inc()
-        self.metrics.bytes.inc(len(data))
-        self.metrics.records.inc(len(records))
+        return _Sent(obj, futures, len(data))
+
+    def _acknowledged(self, sent: list[_Sent]) -> None:
+        """Wait for the acknowledgements of ``sent`` (``SinkError`` for a refused record)."""
+        for item in sent:
+            for future in item.futures:
+                try:
+                    future.get(timeout=60)  # raises what the broker said
+                except KafkaError as exc:
+                    where = f"s3://{item.obj.bucket}/{item.obj.key}"
+                    raise SinkError(f"{where}: not acknowledged: {exc}") from exc
+            self.metrics.objects.inc()
+            self.metrics.bytes.inc(item.size)
+            self.metrics.records.inc(len(item.futures))
 
     def _dead_letter(self, reason: str, detail: str, what: dict[str, Any]) -> None:
         entry = {"reason": reason, "detail": detail, **what}

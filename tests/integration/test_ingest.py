@@ -135,7 +135,10 @@ def replayed(tree: Path, tmp_path: Path) -> set[bytes]:
     return set(out.read_bytes().splitlines())
 
 
-@pytest.mark.parametrize("kill", [None, "clock", "ingest_mid_file:40", "ingest_before_delete:40"])
+@pytest.mark.parametrize(
+    "kill",
+    [None, "clock", "ingest_mid_file:40", "ingest_before_delete:40", "ingest_deleted:40"],
+)
 def test_ingest_from_s3_gives_what_replay_of_the_files_gives(
     aws: str, bootstrap: str, dataset: Dataset, tmp_path: Path, kill: str | None
 ) -> None:
