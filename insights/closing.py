@@ -108,7 +108,8 @@ class MinuteCloser:
                         batch.append((stream, minute, stream.pending.pop(minute, {})))
             if batch:
                 out.extend(self._close_batch(batch))
-                self.contexts.due([(s, m) for s, m, _ in batch])
+                if self.contexts.ending:  # most steps: no insight waits for its tail
+                    self.contexts.due([(s, m) for s, m, _ in batch])
                 if self.drops is not None:
                     out.extend(self.stats.count(self.drops.watch(batch, self._router.keys)))
         return out

@@ -198,8 +198,6 @@ class ContextBook:
 
     def due(self, streams: list[tuple[StreamState, int]]) -> None:
         """Issue the final contexts whose tail the closed ``(stream, minute)`` completed."""
-        if not self.ending:
-            return
         for stream, minute in streams:
             waiting = self.ending.get((stream.account, stream.region))
             if waiting:

@@ -32,7 +32,7 @@ class Checkpoint(msgspec.Struct, frozen=True):
     pending: list[PendingInsight] = []
     output_from: dict[int, int] = {}
     """Output-topic positions before which none of ``pending`` can be (where a re-check starts)."""
-    contexts: list[bytes] = []
+    contexts: dict[str, bytes] = {}
     """Insight contexts (JSON) issued before this checkpoint and not yet written to the Insight
     directory: a worker restored from it writes them (they replace older issues)."""
     sequence: int = 0

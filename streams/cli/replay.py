@@ -146,7 +146,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         contexts = engine.contexts.take()
         if files is not None:  # what the worker's file sink and checkpoints write
             files.write([r.to_dict() for r in records])
-            files.write_contexts([c.to_dict() for c in contexts])
+            files.write_contexts({c.shared_event_id: c.to_json() for c in contexts})
         if rejected is not None:
             rejected.engine_rejected(source)
 

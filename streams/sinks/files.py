@@ -64,13 +64,12 @@ class InsightFileWriter:
         write_atomically(path, body, mode=self.mode)
         return path
 
-    def write_contexts(self, contexts: list[dict[str, Any]]) -> list[Path]:
-        """Write each insight's newest context (a later issue replaces an earlier one)."""
-        newest = {c["sharedEventID"]: c for c in contexts}
+    def write_contexts(self, contexts: dict[str, bytes]) -> list[Path]:
+        """Write each insight's context (JSON bytes by sharedEventID), replacing the last."""
         paths = []
-        for sid, context in sorted(newest.items()):
+        for sid, context in sorted(contexts.items()):
             path = context_path(self.root, sid)
-            body = gzip.compress(json.dumps(context).encode(), mtime=0)
+            body = gzip.compress(context, mtime=0)
             write_atomically(path, body, mode=self.mode)
             paths.append(path)
         return paths

@@ -287,7 +287,7 @@ class Worker:
             offset=part.offset,
             engine=part.engine.save_state(),
             pending=list(part.pending),
-            contexts=list(part.contexts),
+            contexts=dict(part.contexts),
             output_from=output_from,
             sequence=part.sequence,
         )

@@ -7,7 +7,6 @@ and produces only those it does not find (see :mod:`streams.checkpoints`).
 
 from __future__ import annotations
 
-import json
 import logging
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -45,19 +44,22 @@ class Output:
         mode = int(settings.insight_file_mode, 8)
         self.files = None if folder is None else InsightFileWriter(folder, mode)
 
-    def contexts(self, engine: InsightEngine) -> list[bytes]:
-        """The insight contexts ``engine`` issued (none kept without an ``insight_dir``)."""
+    def contexts(self, engine: InsightEngine) -> dict[str, bytes]:
+        """The newest context of each insight ``engine`` issued, by sharedEventID (none kept
+        without an ``insight_dir``)."""
         issued = engine.contexts.take()
-        return [c.to_json() for c in issued] if self.files is not None else []
+        if self.files is None:
+            return {}
+        return {c.shared_event_id: c.to_json() for c in issued}
 
-    def write_contexts(self, contexts: list[bytes]) -> list[bytes]:
+    def write_contexts(self, contexts: dict[str, bytes]) -> dict[str, bytes]:
         """Write ``contexts`` into the Insight directory, beside the file sink's records (a
         context is written by the worker that holds its partition, from its checkpoint: see
         :mod:`insights.context`); return what is left to write (nothing)."""
         if self.files is not None and contexts:
-            self.files.write_contexts([json.loads(c) for c in contexts])
+            self.files.write_contexts(contexts)
             self.metrics.contexts_written.inc(len(contexts))
-        return []
+        return {}
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]

@@ -46,13 +46,14 @@ class Partition:
     """The offset last sought to after a gap: a poll from there proves the gap is in the log."""
     last_records: float = field(default_factory=time.monotonic)
     """When a poll last advanced this partition (see :func:`reseek_stalled`)."""
-    contexts: list[bytes] = field(default_factory=list)
-    """Insight contexts (JSON) waiting for the next checkpoint, then for the Insight files."""
+    contexts: dict[str, bytes] = field(default_factory=dict)
+    """Each insight's newest context (JSON, by sharedEventID) waiting for the next checkpoint,
+    then for the Insight files."""
 
     def __post_init__(self) -> None:
         self.engine.contexts.keep = True  # taken after every poll (Output.contexts)
 
-    def add(self, records: list[InsightRecord], contexts: list[bytes]) -> None:
+    def add(self, records: list[InsightRecord], contexts: dict[str, bytes]) -> None:
         """Insight records and contexts to go out after the next checkpoint."""
         if records and self.pending_since is None:
             self.pending_since = time.monotonic()
@@ -60,7 +61,7 @@ class Partition:
             item = PendingInsight(record.event_id, record.shared_event_id, record.to_json())
             self.pending.append(item)
             self.pending_records.append(record)
-        self.contexts += contexts
+        self.contexts.update(contexts)
 
     def in_order(
         self,

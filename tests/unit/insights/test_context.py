@@ -47,8 +47,7 @@ def replay(
 def test_the_context_holds_the_keys_counts_from_6_hours_before_to_30_minutes_after(
     accelerate: bool,
 ) -> None:
-    if accelerate and not accelerated():
-        pytest.skip("the C accelerator is not built")
+    assert accelerated() or not accelerate, "make builds the C accelerator"
     stream = events()
     contexts = [c for c in replay(stream, accelerate) if c.key.event_name == "CreateTags"]
     statuses = [c.status for c in contexts]
@@ -84,8 +83,7 @@ def test_contexts_are_the_same_after_a_restore_from_a_snapshot() -> None:
 
 @pytest.mark.accelerator
 def test_the_c_step_and_python_issue_the_same_contexts() -> None:
-    if not accelerated():
-        pytest.skip("the C accelerator is not built")
+    assert accelerated(), "make builds the C accelerator"
     stream = events()
     assert [c.to_dict() for c in replay(stream, True)] == [
         c.to_dict() for c in replay(stream, False)
